@@ -1,0 +1,32 @@
+/*
+ * Writing a profile out in the format a user asked for, by name (-f) or by the output
+ * file's extension. The profile is pprof's message, as the agent sends it.
+ */
+#ifndef PYPROF_CTL_OUTPUT_H
+#define PYPROF_CTL_OUTPUT_H
+
+#include "collapsed.h"
+#include "profile.pb-c.h"
+
+enum pyprof_format {
+    PYPROF_FORMAT_COLLAPSED = 1,
+    PYPROF_FORMAT_PPROF,       /* gzip-compressed profile.proto */
+    PYPROF_FORMAT_PPROF_RAW,   /* uncompressed */
+};
+
+/* "collapsed", "pprof", "pprof-raw" -> format; 0 when unknown. */
+enum pyprof_format pyprof_format_by_name(const char *name);
+/* From a file name's extension; collapsed for anything unknown. */
+enum pyprof_format pyprof_format_by_path(const char *path);
+
+/* Write to `path`, or stdout when path is NULL or "-". 0 or -errno; a one-line reason in
+ * err. */
+int pyprof_output_write(const Perftools__Profiles__Profile *profile, enum pyprof_format format,
+                        const struct pyprof_collapsed_options *options, const char *path,
+                        char *err, size_t errlen);
+
+/* Read a profile file that pyprof wrote (pprof, gzip-compressed or not). 0 or -errno. */
+int pyprof_output_read_pprof(const char *path, Perftools__Profiles__Profile **out, char *err,
+                             size_t errlen);
+
+#endif

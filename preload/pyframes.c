@@ -1,0 +1,443 @@
+#include "pyframes.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "saferead.h"
+
+#define TSTATE_BLOCK 1024    /* bytes of PyThreadState we copy; every field we use is below */
+#define FRAME_BLOCK 256
+#define MAX_CHUNK_COPY (1u << 20)
+#define MAX_STRING_CHARS 1024
+
+static uintptr_t load_ptr(const uint8_t *base, ptrdiff_t off)
+{
+    uintptr_t v;
+    memcpy(&v, base + off, sizeof(v));
+    return v;
+}
+
+static int load_int(const uint8_t *base, ptrdiff_t off)
+{
+    int v;
+    memcpy(&v, base + off, sizeof(v));
+    return v;
+}
+
+static int read_ptr_at(uintptr_t base, ptrdiff_t off, uintptr_t *out)
+{
+    if (off == PYPROF_NO_FIELD)
+        return -ENOENT;
+    return pyprof_saferead(out, base + (uintptr_t)off, sizeof(*out));
+}
+
+static int read_int_at(uintptr_t base, ptrdiff_t off, int *out)
+{
+    if (off == PYPROF_NO_FIELD)
+        return -ENOENT;
+    return pyprof_saferead(out, base + (uintptr_t)off, sizeof(*out));
+}
+
+static int main_interp(const struct pyprof_py *py, uintptr_t *interp)
+{
+    int rc = read_ptr_at(py->runtime, py->layout.runtime_interp_head, interp);
+    if (rc == 0 && *interp == 0)
+        rc = -ESRCH;
+    return rc;
+}
+
+static uintptr_t gil_holder(const struct pyprof_py *py, uintptr_t interp)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    uintptr_t holder = 0, gil = 0;
+    int locked = 0;
+    if (L->runtime_tstate_current != PYPROF_NO_FIELD) {
+        if (read_ptr_at(py->runtime, L->runtime_tstate_current, &holder) != 0)
+            return 0;
+        return holder;
+    }
+    if (read_ptr_at(interp, L->interp_gil, &gil) != 0 || gil == 0)
+        return 0;
+    if (read_int_at(gil, L->gil_locked, &locked) != 0 || !locked)
+        return 0;
+    if (read_ptr_at(gil, L->gil_last_holder, &holder) != 0)
+        return 0;
+    return holder;
+}
+
+int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out)
+{
+    uintptr_t interp = 0, finalizing = 0;
+    memset(out, 0, sizeof(*out));
+    if (read_ptr_at(py->runtime, py->layout.runtime_finalizing, &finalizing) == 0)
+        out->finalizing = finalizing != 0;
+    int rc = main_interp(py, &interp);
+    if (rc != 0)
+        return rc;
+    out->gil_holder = gil_holder(py, interp);
+    if (read_int_at(interp, py->layout.interp_gc_collecting, &out->gc_collecting) != 0)
+        out->gc_collecting = 0;
+    return 0;
+}
+
+static int thread_native_tid(const struct pyprof_py *py, const uint8_t *ts, unsigned long pthread_id)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    int tid = 0;
+    if (L->tstate_native_thread_id != PYPROF_NO_FIELD)
+        return (int)load_ptr(ts, L->tstate_native_thread_id);
+    /* 3.9/3.10 keep only the pthread_t: the tid is inside glibc's struct pthread. */
+    if (py->pthread_tid_offset < 0 || pthread_id == 0)
+        return 0;
+    if (pyprof_saferead(&tid, pthread_id + (uintptr_t)py->pthread_tid_offset, sizeof(tid)) != 0)
+        return 0;
+    return tid > 0 ? tid : 0;
+}
+
+int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_thread_ref *out, int max)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    uintptr_t interp, tstate;
+    uint8_t ts[TSTATE_BLOCK];
+    int rc = main_interp(py, &interp);
+    if (rc != 0)
+        return rc;
+    if ((rc = read_ptr_at(interp, L->interp_tstate_head, &tstate)) != 0)
+        return rc;
+    int n = 0;
+    while (tstate != 0 && n < max) {
+        if ((rc = pyprof_saferead(ts, tstate, sizeof(ts))) != 0)
+            return rc;
+        out[n].tstate = tstate;
+        out[n].pthread_id = (unsigned long)load_ptr(ts, L->tstate_thread_id);
+        out[n].native_tid = thread_native_tid(py, ts, out[n].pthread_id);
+        n++;
+        uintptr_t next = load_ptr(ts, L->tstate_next);
+        if (next == tstate)
+            return -ELOOP;
+        tstate = next;
+    }
+    return n;
+}
+
+void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
+{
+    free(buf->chunk);
+    buf->chunk = NULL;
+    buf->chunk_cap = 0;
+}
+
+/* Copy the used part of the thread's current data-stack chunk, where most of its frames
+ * live on 3.11+, in one read. Sets [*lo, *hi) to the copied address range (empty on any
+ * failure: the walker then reads frames one by one). */
+static void copy_chunk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, const uint8_t *ts,
+                       uintptr_t *lo, uintptr_t *hi)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    *lo = *hi = 0;
+    if (L->tstate_datastack_chunk == PYPROF_NO_FIELD || L->tstate_datastack_top == PYPROF_NO_FIELD)
+        return;
+    uintptr_t chunk = load_ptr(ts, L->tstate_datastack_chunk);
+    uintptr_t top = load_ptr(ts, L->tstate_datastack_top);
+    if (chunk == 0 || top <= chunk || top - chunk > MAX_CHUNK_COPY)
+        return;
+    size_t len = top - chunk;
+    if (buf->chunk_cap < len) {
+        size_t cap = buf->chunk_cap ? buf->chunk_cap : 16384;
+        while (cap < len)
+            cap *= 2;
+        uint8_t *p = realloc(buf->chunk, cap);
+        if (p == NULL)
+            return;
+        buf->chunk = p;
+        buf->chunk_cap = cap;
+    }
+    if (pyprof_saferead(buf->chunk, chunk, len) != 0)
+        return;
+    *lo = chunk;
+    *hi = top;
+}
+
+static int first_frame(const struct pyprof_py *py, const uint8_t *ts, uintptr_t *frame)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    *frame = load_ptr(ts, L->tstate_frame);
+    if (L->cframe_current_frame == PYPROF_NO_FIELD || *frame == 0)
+        return 0;
+    /* 3.11/3.12: tstate->cframe lives on the eval loop's C stack. */
+    return read_ptr_at(*frame, L->cframe_current_frame, frame);
+}
+
+static int frame_offset(const struct pyprof_py_layout *L, const uint8_t *f, uintptr_t code)
+{
+    if (L->instr_kind == PYPROF_INSTR_POINTER) {
+        uintptr_t instr = load_ptr(f, L->frame_instr);
+        uintptr_t start = code + (uintptr_t)L->code_adaptive;
+        if (instr < start || instr - start > (1u << 26))
+            return -1;   /* not started yet (prev_instr one unit before the code) */
+        return (int)(instr - start);
+    }
+    int lasti = load_int(f, L->frame_instr);
+    if (lasti < 0)
+        return -1;
+    return L->instr_kind == PYPROF_INSTR_LASTI_UNITS ? lasti * 2 : lasti;
+}
+
+static int skip_owner(const struct pyprof_py_layout *L, const uint8_t *f)
+{
+    if (L->frame_owner == PYPROF_NO_FIELD)
+        return 0;
+    int owner = (int)(signed char)f[L->frame_owner];
+    return owner == L->frame_owner_cstack || owner == L->frame_owner_interpreter;
+}
+
+int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t tstate,
+                   struct pyprof_raw_frame *out, int max)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    uint8_t ts[TSTATE_BLOCK], fb[FRAME_BLOCK];
+    uintptr_t frame, lo, hi;
+    int rc, n = 0, steps = 0;
+
+    if ((rc = pyprof_saferead(ts, tstate, sizeof(ts))) != 0)
+        return rc;
+    if ((rc = first_frame(py, ts, &frame)) != 0)
+        return rc;
+    copy_chunk(py, buf, ts, &lo, &hi);
+
+    while (frame != 0) {
+        const uint8_t *f = fb;
+        if (++steps > PYPROF_MAX_DEPTH * 2)
+            return -ELOOP;
+        if (frame >= lo && frame + L->frame_read_size <= hi)
+            f = buf->chunk + (frame - lo);
+        else if ((rc = pyprof_saferead(fb, frame, L->frame_read_size)) != 0)
+            return rc;
+        if (L->frame_kind == PYPROF_FRAME_OBJECT && py->frame_type != 0 &&
+            load_ptr(f, L->object_type) != py->frame_type)
+            return -ELOOP;
+        uintptr_t back = load_ptr(f, L->frame_back);
+        if (back == frame)
+            return -ELOOP;
+        if (!skip_owner(L, f)) {
+            if (n == max)
+                return n;   /* deeper than we keep: the innermost frames are recorded */
+            uintptr_t code = load_ptr(f, L->frame_code) & L->frame_code_mask;
+            out[n].code = code;
+            out[n].offset = frame_offset(L, f, code);
+            n++;
+        }
+        frame = back;
+    }
+    return n;
+}
+
+int pyprof_py_code_parse(const struct pyprof_py *py, const uint8_t *header,
+                         struct pyprof_code_raw *out)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    if (load_ptr(header, L->object_type) != py->code_type)
+        return -EINVAL;
+    out->filename = load_ptr(header, L->code_filename);
+    out->name = load_ptr(header, L->code_name);
+    out->qualname = L->code_qualname != PYPROF_NO_FIELD ? load_ptr(header, L->code_qualname) : 0;
+    out->linetable = load_ptr(header, L->code_linetable);
+    out->firstlineno = load_int(header, L->code_firstlineno);
+    return 0;
+}
+
+/* Append one code point as UTF-8 if it fits. */
+static size_t put_utf8(char *out, size_t pos, size_t size, uint32_t cp)
+{
+    char tmp[4];
+    size_t n;
+    if (cp < 0x80) {
+        tmp[0] = (char)cp; n = 1;
+    } else if (cp < 0x800) {
+        tmp[0] = (char)(0xC0 | (cp >> 6)); tmp[1] = (char)(0x80 | (cp & 0x3F)); n = 2;
+    } else if (cp < 0x10000) {
+        if (cp >= 0xD800 && cp <= 0xDFFF)
+            cp = 0xFFFD;   /* lone surrogate: not representable */
+        tmp[0] = (char)(0xE0 | (cp >> 12)); tmp[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        tmp[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+    } else {
+        if (cp > 0x10FFFF)
+            cp = 0xFFFD;
+        tmp[0] = (char)(0xF0 | (cp >> 18)); tmp[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+        tmp[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); tmp[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+    }
+    if (cp == 0xFFFD && n != 3) {
+        tmp[0] = (char)0xEF; tmp[1] = (char)0xBF; tmp[2] = (char)0xBD; n = 3;
+    }
+    if (pos + n >= size)
+        return 0;
+    memcpy(out + pos, tmp, n);
+    return n;
+}
+
+int pyprof_py_string(const struct pyprof_py *py, uintptr_t str, char *out, size_t size)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    uint8_t head[128], data[MAX_STRING_CHARS * 4];
+    size_t head_len = L->unicode_compact_size;
+    int rc;
+    if (size == 0 || head_len > sizeof(head))
+        return -EINVAL;
+    if ((rc = pyprof_saferead(head, str, head_len)) != 0)
+        return rc;
+    ptrdiff_t length;
+    uint32_t state;
+    memcpy(&length, head + L->unicode_length, sizeof(length));
+    memcpy(&state, head + L->unicode_state, sizeof(state));
+    unsigned kind = (state >> 2) & 7, compact = (state >> 5) & 1, ascii = (state >> 6) & 1;
+    if (!compact || (kind != 1 && kind != 2 && kind != 4) || length < 0)
+        return -EINVAL;
+    size_t chars = (size_t)length > MAX_STRING_CHARS ? MAX_STRING_CHARS : (size_t)length;
+    uintptr_t at = str + (ascii ? L->unicode_ascii_size : L->unicode_compact_size);
+    if ((rc = pyprof_saferead(data, at, chars * kind)) != 0)
+        return rc;
+    size_t pos = 0;
+    for (size_t i = 0; i < chars; i++) {
+        uint32_t cp = kind == 1 ? data[i] : kind == 2 ? ((const uint16_t *)data)[i]
+                                                      : ((const uint32_t *)data)[i];
+        size_t n = put_utf8(out, pos, size, cp);
+        if (n == 0)
+            break;
+        pos += n;
+    }
+    out[pos] = '\0';
+    return (int)pos;
+}
+
+int pyprof_py_bytes(const struct pyprof_py *py, uintptr_t bytes, uint8_t **out, size_t cap)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    ptrdiff_t size;
+    int rc = pyprof_saferead(&size, bytes + (uintptr_t)L->bytes_size, sizeof(size));
+    if (rc != 0)
+        return rc;
+    if (size < 0 || (size_t)size > cap)
+        return -E2BIG;
+    uint8_t *copy = malloc(size ? (size_t)size : 1);
+    if (copy == NULL)
+        return -ENOMEM;
+    if ((rc = pyprof_saferead(copy, bytes + (uintptr_t)L->bytes_data, (size_t)size)) != 0) {
+        free(copy);
+        return rc;
+    }
+    *out = copy;
+    return (int)size;
+}
+
+/* 3.9 co_lnotab: (byte increment, signed line increment) pairs. */
+static int line_lnotab(const uint8_t *t, size_t len, int line, int offset)
+{
+    int addr = 0;
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        addr += t[i];
+        if (addr > offset)
+            break;
+        line += (signed char)t[i + 1];
+    }
+    return line;
+}
+
+/* 3.10 co_linetable: (byte length, signed line delta) ranges; -128 means no line. */
+static int line_linetable(const uint8_t *t, size_t len, int first, int offset)
+{
+    int start = 0, end = 0, computed = first, line = -1;
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        start = end;
+        end = start + t[i];
+        int delta = (signed char)t[i + 1];
+        if (delta == -128) {
+            line = -1;
+        } else {
+            computed += delta;
+            line = computed;
+        }
+        if (offset >= start && offset < end)
+            return line;
+    }
+    return -1;
+}
+
+static unsigned read_varint(const uint8_t *t, size_t len, size_t *i)
+{
+    unsigned value = 0, shift = 0;
+    while (*i < len) {
+        uint8_t b = t[(*i)++];
+        value |= (unsigned)(b & 63) << shift;
+        if (!(b & 64) || shift > 24)
+            break;
+        shift += 6;
+    }
+    return value;
+}
+
+static int read_svarint(const uint8_t *t, size_t len, size_t *i)
+{
+    unsigned u = read_varint(t, len, i);
+    return (u & 1) ? -(int)(u >> 1) : (int)(u >> 1);
+}
+
+/* 3.11+ location table: entries of (code units, line delta, columns...). */
+static int line_locations(const uint8_t *t, size_t len, int line, int offset)
+{
+    int unit = offset / 2, addr = 0;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t b = t[i++];
+        if (!(b & 0x80))
+            return -1;   /* not at the start of an entry: the table is not what we think */
+        int code = (b >> 3) & 15, units = (b & 7) + 1, delta = 0;
+        if (code == 14) {
+            delta = read_svarint(t, len, &i);
+            read_varint(t, len, &i);   /* end line delta */
+            read_varint(t, len, &i);   /* column + 1 */
+            read_varint(t, len, &i);   /* end column + 1 */
+        } else if (code == 13) {
+            delta = read_svarint(t, len, &i);
+        } else if (code >= 10 && code <= 12) {
+            delta = code - 10;
+            i += 2;
+        } else if (code < 10) {
+            i += 1;
+        }
+        line += delta;
+        if (unit >= addr && unit < addr + units)
+            return code == 15 ? -1 : line;
+        addr += units;
+    }
+    return -1;
+}
+
+int pyprof_py_line(const struct pyprof_py *py, const uint8_t *table, size_t len, int firstlineno,
+                   int offset)
+{
+    if (offset < 0)
+        return firstlineno;
+    switch (py->layout.line_kind) {
+    case PYPROF_LINE_LNOTAB:
+        return line_lnotab(table, len, firstlineno, offset);
+    case PYPROF_LINE_LINETABLE:
+        return line_linetable(table, len, firstlineno, offset);
+    case PYPROF_LINE_LOCATIONS:
+        return line_locations(table, len, firstlineno, offset);
+    }
+    return -1;
+}
+
+ptrdiff_t pyprof_pthread_tid_offset(unsigned long self, int tid)
+{
+    const uint8_t *p = (const uint8_t *)self;
+    for (ptrdiff_t off = 0; off < 2048; off += 4) {
+        int v;
+        if (pyprof_saferead(&v, (uintptr_t)(p + off), sizeof(v)) != 0)
+            return -1;
+        if (v == tid)
+            return off;
+    }
+    return -1;
+}

@@ -1,0 +1,97 @@
+/*
+ * Reading Python threads, frames, code objects and strings out of the interpreter's
+ * memory, without the GIL, through fault-tolerant reads only (saferead.h). Every pointer
+ * read here may be stale: each function validates what it reads and returns an error
+ * rather than garbage.
+ *
+ * Version knowledge comes only from the layout (python/layout.h).
+ * Thread-safety: the functions are reentrant; the walker's scratch buffer belongs to
+ * the caller (one per sampler thread).
+ */
+#ifndef PYPROF_PYFRAMES_H
+#define PYPROF_PYFRAMES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "python/layout.h"
+
+struct pyprof_py {
+    struct pyprof_py_layout layout;
+    uintptr_t runtime;    /* &_PyRuntime */
+    uintptr_t code_type;  /* &PyCode_Type */
+    uintptr_t frame_type; /* &PyFrame_Type (3.9/3.10 frame validation) */
+    ptrdiff_t pthread_tid_offset; /* where glibc keeps the tid in struct pthread (3.9/3.10) */
+};
+
+#define PYPROF_MAX_THREADS 4096
+#define PYPROF_MAX_DEPTH 2048
+
+struct pyprof_thread_ref {
+    uintptr_t tstate;
+    unsigned long pthread_id;
+    int native_tid;       /* 0 when unknown */
+};
+
+struct pyprof_interp_state {
+    uintptr_t gil_holder; /* tstate holding the GIL, or 0 */
+    int gc_collecting;
+    int finalizing;
+};
+
+/* The process-wide state: GIL holder, collection running, finalising. 0 or -errno. */
+int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out);
+
+/* The main interpreter's threads, at most `max`. Count, or -errno. */
+int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_thread_ref *out, int max);
+
+struct pyprof_raw_frame {
+    uintptr_t code;   /* code object address (not yet validated) */
+    int offset;       /* byte offset of the current instruction; -1 when unknown */
+};
+
+/* Scratch memory for one walker (owned by the caller, e.g. the sampler thread). */
+struct pyprof_walk_buf {
+    uint8_t *chunk;       /* copy of the thread's current data-stack chunk (3.11+) */
+    size_t chunk_cap;
+};
+void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
+
+/*
+ * Walk a thread's frames, innermost first, into out[0..max). Returns the number of frames,
+ * or -EFAULT (memory gone), -ELOOP (cycle or depth past max: the stack was torn).
+ * On 3.11+ the thread's current data-stack chunk is copied in one read and frames inside
+ * it are walked from that copy.
+ */
+int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t tstate,
+                   struct pyprof_raw_frame *out, int max);
+
+/* The raw fields of a code object, read in one go: the pointers are kept so that a cache
+ * entry can be re-validated cheaply (freed code objects are reused at the same address). */
+struct pyprof_code_raw {
+    uintptr_t filename, name, qualname, linetable;
+    int firstlineno;
+};
+
+/* Parse a code object header already copied into `header` (layout.code_read_size bytes).
+ * -EINVAL when its type is not PyCode_Type. */
+int pyprof_py_code_parse(const struct pyprof_py *py, const uint8_t *header,
+                         struct pyprof_code_raw *out);
+
+/* Read a str object as UTF-8 (NUL-terminated, cut at `size`-1 bytes on a character
+ * boundary). Returns the length or -errno. */
+int pyprof_py_string(const struct pyprof_py *py, uintptr_t str, char *out, size_t size);
+
+/* Copy a bytes object into a malloc'd buffer (at most `cap` bytes). Length or -errno. */
+int pyprof_py_bytes(const struct pyprof_py *py, uintptr_t bytes, uint8_t **out, size_t cap);
+
+/* Line number for the instruction at byte `offset`, from the code's line table. A
+ * negative offset (a frame that has not started) gives firstlineno; no line gives -1. */
+int pyprof_py_line(const struct pyprof_py *py, const uint8_t *table, size_t len, int firstlineno,
+                   int offset);
+
+/* Find where glibc stores a thread's kernel tid inside struct pthread, by looking for our
+ * own tid in our own pthread_self() (then confirmed on a second thread by the caller). */
+ptrdiff_t pyprof_pthread_tid_offset(unsigned long self, int tid);
+
+#endif

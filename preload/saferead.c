@@ -1,0 +1,129 @@
+#include "saferead.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+enum method { METHOD_NONE, METHOD_VM_READV, METHOD_PIPE };
+
+static enum method method = METHOD_NONE;
+static pid_t self_pid;
+
+/* The pipe fallback serialises readers: one pipe, one lock. It is only used where seccomp
+ * forbids process_vm_readv, and only by the sampler thread in practice. */
+static pthread_mutex_t pipe_lock = PTHREAD_MUTEX_INITIALIZER;
+static int pipe_fds[2] = {-1, -1};
+
+static int vm_read(void *dst, uintptr_t addr, size_t len)
+{
+    struct iovec local = {dst, len};
+    struct iovec remote = {(void *)addr, len};
+    ssize_t n = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == len ? 0 : -EFAULT;
+}
+
+static int pipe_read_locked(void *dst, uintptr_t addr, size_t len)
+{
+    char *out = dst;
+    while (len > 0) {
+        /* Keep each step below the pipe's capacity so the write never blocks. */
+        size_t step = len > 4096 ? 4096 : len;
+        ssize_t w = write(pipe_fds[1], (const void *)addr, step);
+        if (w < 0)
+            return -errno;
+        ssize_t r = read(pipe_fds[0], out, (size_t)w);
+        if (r != w)
+            return -EIO;
+        out += w;
+        addr += (uintptr_t)w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static int pipe_read(void *dst, uintptr_t addr, size_t len)
+{
+    pthread_mutex_lock(&pipe_lock);
+    int rc = pipe_read_locked(dst, addr, len);
+    pthread_mutex_unlock(&pipe_lock);
+    return rc;
+}
+
+static int self_test(int (*reader)(void *, uintptr_t, size_t))
+{
+    static const char probe[] = "pyprof-saferead";
+    char copy[sizeof(probe)];
+    if (reader(copy, (uintptr_t)probe, sizeof(probe)) != 0 || memcmp(copy, probe, sizeof(probe)))
+        return -ENOSYS;
+    /* Page zero is never mapped: the read must fail cleanly, not fault. */
+    if (reader(copy, 16, sizeof(copy)) == 0)
+        return -ENOSYS;
+    return 0;
+}
+
+int pyprof_saferead_init(void)
+{
+    self_pid = getpid();
+    if (self_test(vm_read) == 0) {
+        method = METHOD_VM_READV;
+        return 0;
+    }
+    if (pipe_fds[0] < 0 && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -ENOSYS;
+    if (self_test(pipe_read) == 0) {
+        method = METHOD_PIPE;
+        return 0;
+    }
+    return -ENOSYS;
+}
+
+void pyprof_saferead_after_fork(void)
+{
+    self_pid = getpid();
+}
+
+const char *pyprof_saferead_method(void)
+{
+    return method == METHOD_VM_READV ? "process_vm_readv" : method == METHOD_PIPE ? "pipe" : "none";
+}
+
+int pyprof_saferead(void *dst, uintptr_t addr, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (addr < 4096)
+        return -EFAULT;
+    switch (method) {
+    case METHOD_VM_READV:
+        return vm_read(dst, addr, len);
+    case METHOD_PIPE:
+        return pipe_read(dst, addr, len);
+    default:
+        return -ENOSYS;
+    }
+}
+
+int pyprof_saferead_many(const struct iovec *local, const struct iovec *remote, int count)
+{
+    if (method != METHOD_VM_READV) {
+        for (int i = 0; i < count; i++) {
+            int rc = pyprof_saferead(local[i].iov_base, (uintptr_t)remote[i].iov_base,
+                                     remote[i].iov_len);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    size_t want = 0;
+    for (int i = 0; i < count; i++)
+        want += remote[i].iov_len;
+    ssize_t n = process_vm_readv(self_pid, local, (unsigned long)count, remote,
+                                 (unsigned long)count, 0);
+    if (n < 0)
+        return -errno;
+    return (size_t)n == want ? 0 : -EFAULT;
+}

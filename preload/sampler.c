@@ -1,0 +1,532 @@
+#include "sampler.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "saferead.h"
+
+#define CODE_CACHE_SIZE 4096u        /* direct-mapped, by code object address */
+#define MAX_LINETABLE (256u * 1024u)
+#define NAME_MAX_BYTES 512
+#define IOV_BATCH 512
+
+/* A decoded code object. `raw` holds the pointers it was decoded from: a hit is only a hit
+ * if the object at that address still has them (addresses of freed code are reused). */
+struct code_entry {
+    uintptr_t code;
+    struct pyprof_code_raw raw;
+    char *name, *filename;
+    uint8_t *linetable;
+    int linetable_len;
+    uint64_t generation;   /* of the profile `function` belongs to */
+    uint32_t function;
+};
+
+/* What we remember about a thread between ticks. Kept sorted by (tid, tstate). */
+struct thread_entry {
+    int tid;
+    uintptr_t tstate;
+    uint64_t cpu_ns, wall_ns;
+    uint64_t generation;
+    uint32_t record;       /* the profile's thread id in `generation` */
+    char name[32];
+};
+
+struct pyprof_sampler {
+    struct pyprof_py py;
+    struct pyprof_sampler_options opt;
+    pthread_t thread;
+    int thread_running;
+
+    pthread_mutex_t wake_lock;
+    pthread_cond_t wake;
+    int quit;
+    _Atomic int enabled;
+    _Atomic int restart_baseline;
+
+    /* The profile and its generation change together, under profile_lock; the sampler
+     * holds the lock for the recording part of a tick. */
+    pthread_mutex_t profile_lock;
+    struct pyprof_profile *profile;
+    uint64_t generation;
+    uint64_t profile_start_real, profile_start_mono;
+
+    _Atomic uint64_t ticks, dropped, torn, sampler_cpu, record_cpu, record_samples;
+    uint64_t started_mono;
+
+    /* Sampler-thread-only scratch. */
+    struct code_entry *codes;
+    struct thread_entry *threads, *threads_next;
+    int nthreads;
+    struct pyprof_thread_ref *refs;
+    struct pyprof_raw_frame *frames;
+    uint32_t *locations, *locations_mem;   /* locations = locations_mem + 1 */
+    uint8_t *headers;
+    struct pyprof_walk_buf walk;
+    uint64_t idle_generation;
+    uint32_t idle_location;
+    uint64_t rng;
+};
+
+static uint64_t now_ns(clockid_t clock)
+{
+    struct timespec ts;
+    clock_gettime(clock, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* A thread's CPU clock from its kernel tid (what pthread_getcpuclockid computes), so that
+ * no pthread_t of a possibly dead thread is ever dereferenced. */
+static int thread_cpu_ns(int tid, uint64_t *out)
+{
+    clockid_t clock = (clockid_t)((~(unsigned)tid) << 3) | 6;
+    struct timespec ts;
+    if (tid <= 0)
+        return -ESRCH;
+    if (clock_gettime(clock, &ts) != 0)
+        return -errno;
+    *out = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    return 0;
+}
+
+/* ---- code objects -> locations ------------------------------------------------------------ */
+
+static void code_entry_clear(struct code_entry *e)
+{
+    free(e->name);
+    free(e->filename);
+    free(e->linetable);
+    memset(e, 0, sizeof(*e));
+}
+
+static int code_entry_fill(struct pyprof_sampler *s, struct code_entry *e, uintptr_t code,
+                           const struct pyprof_code_raw *raw)
+{
+    char name[NAME_MAX_BYTES], file[NAME_MAX_BYTES * 2];
+    uintptr_t name_obj = raw->qualname ? raw->qualname : raw->name;
+    code_entry_clear(e);
+    if (pyprof_py_string(&s->py, name_obj, name, sizeof(name)) < 0 ||
+        pyprof_py_string(&s->py, raw->filename, file, sizeof(file)) < 0)
+        return -EFAULT;
+    int len = pyprof_py_bytes(&s->py, raw->linetable, &e->linetable, MAX_LINETABLE);
+    if (len < 0)
+        return len;
+    e->linetable_len = len;
+    e->name = strdup(name);
+    e->filename = strdup(file);
+    if (e->name == NULL || e->filename == NULL) {
+        code_entry_clear(e);
+        return -ENOMEM;
+    }
+    e->code = code;
+    e->raw = *raw;
+    e->generation = 0;
+    return 0;
+}
+
+static uint32_t code_function(struct pyprof_sampler *s, struct code_entry *e)
+{
+    if (e->generation != s->generation) {
+        struct pyprof_profile *p = s->profile;
+        e->function = pyprof_profile_function(p, pyprof_profile_string(p, e->name),
+                                               pyprof_profile_string(p, e->filename),
+                                               e->raw.firstlineno);
+        e->generation = s->generation;
+    }
+    return e->function;
+}
+
+/* Read the headers of every code object on the stack, in as few reads as possible. */
+static int read_code_headers(struct pyprof_sampler *s, int n)
+{
+    size_t size = s->py.layout.code_read_size;
+    struct iovec local[IOV_BATCH], remote[IOV_BATCH];
+    for (int start = 0; start < n; start += IOV_BATCH) {
+        int count = n - start < IOV_BATCH ? n - start : IOV_BATCH;
+        for (int i = 0; i < count; i++) {
+            local[i].iov_base = s->headers + (size_t)(start + i) * size;
+            local[i].iov_len = size;
+            remote[i].iov_base = (void *)s->frames[start + i].code;
+            remote[i].iov_len = size;
+        }
+        if (pyprof_saferead_many(local, remote, count) == 0)
+            continue;
+        /* One bad pointer fails the batch: find it. */
+        for (int i = 0; i < count; i++)
+            if (pyprof_saferead(local[i].iov_base, (uintptr_t)remote[i].iov_base, size) != 0)
+                return -EFAULT;
+    }
+    return 0;
+}
+
+static int resolve_frames(struct pyprof_sampler *s, int n)
+{
+    if (read_code_headers(s, n) != 0)
+        return -EFAULT;
+    for (int i = 0; i < n; i++) {
+        struct pyprof_code_raw raw;
+        uintptr_t code = s->frames[i].code;
+        if (pyprof_py_code_parse(&s->py, s->headers + (size_t)i * s->py.layout.code_read_size,
+                                 &raw) != 0)
+            return -ELOOP;   /* not a code object any more: the stack moved */
+        struct code_entry *e = &s->codes[(code >> 4) % CODE_CACHE_SIZE];
+        if (e->code != code || memcmp(&e->raw, &raw, sizeof(raw)) != 0) {
+            int rc = code_entry_fill(s, e, code, &raw);
+            if (rc != 0)
+                return rc == -EFAULT ? -ELOOP : rc;
+        }
+        int line = pyprof_py_line(&s->py, e->linetable, (size_t)e->linetable_len,
+                                  e->raw.firstlineno, s->frames[i].offset);
+        s->locations[i] = pyprof_profile_location(s->profile, code_function(s, e), line);
+    }
+    return 0;
+}
+
+static uint32_t idle_location(struct pyprof_sampler *s)
+{
+    if (s->idle_generation != s->generation) {
+        struct pyprof_profile *p = s->profile;
+        uint32_t fn = pyprof_profile_function(p, pyprof_profile_string(p, "[idle]"),
+                                              pyprof_profile_string(p, ""), 0);
+        s->idle_location = pyprof_profile_location(p, fn, 0);
+        s->idle_generation = s->generation;
+    }
+    return s->idle_location;
+}
+
+/* ---- threads ----------------------------------------------------------------------------- */
+
+static void thread_name(struct thread_entry *t)
+{
+    char path[64];
+    if (t->tid == getpid()) {
+        snprintf(t->name, sizeof(t->name), "MainThread");
+        return;
+    }
+    snprintf(t->name, sizeof(t->name), "thread-%d", t->tid);
+    snprintf(path, sizeof(path), "/proc/self/task/%d/comm", t->tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    char comm[17];
+    ssize_t n = read(fd, comm, sizeof(comm) - 1);
+    close(fd);
+    if (n <= 0)
+        return;
+    comm[n] = '\0';
+    comm[strcspn(comm, "\n")] = '\0';
+    /* Python < 3.14 never names its threads: the process name says nothing new. */
+    char self[17] = "";
+    fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t m = read(fd, self, sizeof(self) - 1);
+        self[m > 0 ? m : 0] = '\0';
+        self[strcspn(self, "\n")] = '\0';
+        close(fd);
+    }
+    if (comm[0] != '\0' && strcmp(comm, self) != 0)
+        snprintf(t->name, sizeof(t->name), "%s", comm);
+}
+
+static int ref_compare(const void *a, const void *b)
+{
+    const struct pyprof_thread_ref *x = a, *y = b;
+    if (x->native_tid != y->native_tid)
+        return x->native_tid < y->native_tid ? -1 : 1;
+    return x->tstate < y->tstate ? -1 : x->tstate > y->tstate;
+}
+
+/* Carry each live thread's state over from the previous tick (both lists sorted); new
+ * threads get an entry with no baseline (cpu_ns == 0). */
+static void merge_threads(struct pyprof_sampler *s, int n)
+{
+    int j = 0;
+    for (int i = 0; i < n; i++) {
+        const struct pyprof_thread_ref *r = &s->refs[i];
+        while (j < s->nthreads && (s->threads[j].tid < r->native_tid ||
+                                   (s->threads[j].tid == r->native_tid &&
+                                    s->threads[j].tstate < r->tstate)))
+            j++;
+        struct thread_entry *t = &s->threads_next[i];
+        if (j < s->nthreads && s->threads[j].tid == r->native_tid &&
+            s->threads[j].tstate == r->tstate) {
+            *t = s->threads[j];
+        } else {
+            memset(t, 0, sizeof(*t));
+            t->tid = r->native_tid;
+            t->tstate = r->tstate;
+            thread_name(t);
+        }
+    }
+    struct thread_entry *tmp = s->threads;
+    s->threads = s->threads_next;
+    s->threads_next = tmp;
+    s->nthreads = n;
+}
+
+static uint32_t thread_record(struct pyprof_sampler *s, struct thread_entry *t)
+{
+    if (t->generation != s->generation) {
+        t->record = pyprof_profile_thread(s->profile, t->tid,
+                                          pyprof_profile_string(s->profile, t->name));
+        t->generation = s->generation;
+    }
+    return t->record;
+}
+
+/* Weight of this thread for this tick, 0 to skip it. Updates the baselines. */
+static uint64_t thread_weight(struct pyprof_sampler *s, struct thread_entry *t, uint64_t wall,
+                              int *idle)
+{
+    uint64_t cpu = 0;
+    if (thread_cpu_ns(t->tid, &cpu) != 0)
+        return 0;   /* the thread is gone */
+    int first = t->wall_ns == 0;
+    uint64_t cpu_delta = cpu >= t->cpu_ns ? cpu - t->cpu_ns : 0;
+    uint64_t wall_delta = wall - t->wall_ns;
+    t->cpu_ns = cpu;
+    t->wall_ns = wall;
+    if (first)
+        return 0;
+    if (s->opt.mode == PYPROF_MODE_CPU)
+        return cpu_delta;
+    /* Wall mode: a thread that ran less than half the interval was mostly waiting. */
+    *idle = cpu_delta * 2 < wall_delta;
+    return wall_delta;
+}
+
+static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
+                          const struct pyprof_interp_state *is, uint64_t wall)
+{
+    int idle = 0;
+    uint64_t weight = thread_weight(s, t, wall, &idle);
+    if (weight == 0)
+        return;
+    int n = pyprof_py_walk(&s->py, &s->walk, t->tstate, s->frames, PYPROF_MAX_DEPTH);
+    if (n < 0) {
+        atomic_fetch_add(n == -ELOOP ? &s->torn : &s->dropped, 1);
+        return;
+    }
+    int rc = resolve_frames(s, n);
+    if (rc != 0) {
+        atomic_fetch_add(rc == -ELOOP ? &s->torn : &s->dropped, 1);
+        return;
+    }
+    uint32_t flags = 0, *locs = s->locations;
+    if (is->gil_holder == t->tstate)
+        flags |= PYPROF_SAMPLE_GIL | (is->gc_collecting ? PYPROF_SAMPLE_GC : 0);
+    if (idle) {
+        flags |= PYPROF_SAMPLE_IDLE;
+        /* locations[] has a spare slot before it for the [idle] leaf. */
+        *--locs = idle_location(s);
+        n++;
+    }
+    pyprof_profile_add(s->profile, thread_record(s, t), flags, locs, (uint32_t)n, weight);
+    atomic_fetch_add_explicit(&s->record_samples, 1, memory_order_relaxed);
+}
+
+static void tick(struct pyprof_sampler *s)
+{
+    struct pyprof_interp_state is;
+    if (pyprof_py_interp_state(&s->py, &is) != 0 || is.finalizing)
+        return;
+    int n = pyprof_py_threads(&s->py, s->refs, PYPROF_MAX_THREADS);
+    if (n < 0) {
+        atomic_fetch_add(&s->dropped, 1);
+        return;
+    }
+    qsort(s->refs, (size_t)n, sizeof(*s->refs), ref_compare);
+    if (atomic_exchange(&s->restart_baseline, 0))
+        s->nthreads = 0;
+    merge_threads(s, n);
+
+    uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), wall = now_ns(CLOCK_MONOTONIC);
+    pthread_mutex_lock(&s->profile_lock);
+    for (int i = 0; i < s->nthreads; i++)
+        sample_thread(s, &s->threads[i], &is, wall);
+    pthread_mutex_unlock(&s->profile_lock);
+    atomic_fetch_add_explicit(&s->record_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0,
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
+}
+
+/* Jitter each sleep by +-10% so that sampling cannot lock onto periodic work. */
+static uint64_t next_sleep(struct pyprof_sampler *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    uint64_t span = s->opt.interval_ns / 5;
+    return s->opt.interval_ns - span / 2 + (span ? s->rng % span : 0);
+}
+
+/* Sleep until `deadline` (CLOCK_MONOTONIC) or until asked to quit. 1 when quitting. */
+static int sleep_until(struct pyprof_sampler *s, uint64_t deadline)
+{
+    struct timespec ts = {(time_t)(deadline / 1000000000ull), (long)(deadline % 1000000000ull)};
+    pthread_mutex_lock(&s->wake_lock);
+    while (!s->quit && now_ns(CLOCK_MONOTONIC) < deadline)
+        if (pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts) == ETIMEDOUT)
+            break;
+    int quit = s->quit;
+    pthread_mutex_unlock(&s->wake_lock);
+    return quit;
+}
+
+static void *sampler_main(void *arg)
+{
+    struct pyprof_sampler *s = arg;
+    uint64_t deadline = now_ns(CLOCK_MONOTONIC);
+    s->started_mono = deadline;
+    for (;;) {
+        deadline += next_sleep(s);
+        uint64_t now = now_ns(CLOCK_MONOTONIC);
+        if (deadline < now)
+            deadline = now;   /* we fell behind (host starved us): do not burst */
+        if (sleep_until(s, deadline))
+            break;
+        if (atomic_load_explicit(&s->enabled, memory_order_relaxed))
+            tick(s);
+        atomic_store_explicit(&s->sampler_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID),
+                              memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+struct pyprof_sampler *pyprof_sampler_create(const struct pyprof_py *py,
+                                             const struct pyprof_sampler_options *options)
+{
+    struct pyprof_sampler *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->py = *py;
+    s->opt = *options;
+    atomic_init(&s->enabled, options->enabled);
+    pthread_mutex_init(&s->wake_lock, NULL);
+    pthread_mutex_init(&s->profile_lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&s->wake, &attr);
+    pthread_condattr_destroy(&attr);
+    s->rng = now_ns(CLOCK_MONOTONIC) | 1;
+    s->codes = calloc(CODE_CACHE_SIZE, sizeof(*s->codes));
+    s->threads = calloc(PYPROF_MAX_THREADS, sizeof(*s->threads));
+    s->threads_next = calloc(PYPROF_MAX_THREADS, sizeof(*s->threads_next));
+    s->refs = calloc(PYPROF_MAX_THREADS, sizeof(*s->refs));
+    s->frames = calloc(PYPROF_MAX_DEPTH, sizeof(*s->frames));
+    s->locations_mem = calloc(PYPROF_MAX_DEPTH + 1, sizeof(*s->locations_mem));
+    s->headers = calloc(PYPROF_MAX_DEPTH, py->layout.code_read_size);
+    s->profile = pyprof_profile_new(options->max_stacks);
+    s->generation = 1;
+    s->profile_start_real = now_ns(CLOCK_REALTIME);
+    s->profile_start_mono = now_ns(CLOCK_MONOTONIC);
+    if (!s->codes || !s->threads || !s->threads_next || !s->refs || !s->frames ||
+        !s->locations_mem || !s->headers || !s->profile) {
+        pyprof_sampler_destroy(s);
+        return NULL;
+    }
+    s->locations = s->locations_mem + 1;   /* keep locations[-1] for the [idle] leaf */
+    return s;
+}
+
+int pyprof_sampler_start(struct pyprof_sampler *s)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    s->quit = 0;
+    int rc = pthread_create(&s->thread, NULL, sampler_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -rc;
+    s->thread_running = 1;
+    return 0;
+}
+
+void pyprof_sampler_join(struct pyprof_sampler *s)
+{
+    if (!s->thread_running)
+        return;
+    pthread_mutex_lock(&s->wake_lock);
+    s->quit = 1;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->wake_lock);
+    pthread_join(s->thread, NULL);
+    s->thread_running = 0;
+}
+
+void pyprof_sampler_destroy(struct pyprof_sampler *s)
+{
+    if (s == NULL)
+        return;
+    pyprof_sampler_join(s);
+    if (s->codes)
+        for (unsigned i = 0; i < CODE_CACHE_SIZE; i++)
+            code_entry_clear(&s->codes[i]);
+    free(s->codes);
+    free(s->threads);
+    free(s->threads_next);
+    free(s->refs);
+    free(s->frames);
+    free(s->locations_mem);
+    free(s->headers);
+    pyprof_walk_buf_free(&s->walk);
+    pyprof_profile_free(s->profile);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->wake_lock);
+    pthread_mutex_destroy(&s->profile_lock);
+    free(s);
+}
+
+void pyprof_sampler_set_enabled(struct pyprof_sampler *s, int enabled)
+{
+    if (enabled && !atomic_load(&s->enabled))
+        atomic_store(&s->restart_baseline, 1);   /* time spent stopped is not attributed */
+    atomic_store(&s->enabled, enabled);
+}
+
+struct pyprof_profile *pyprof_sampler_swap(struct pyprof_sampler *s, struct pyprof_profile *fresh)
+{
+    pthread_mutex_lock(&s->profile_lock);
+    struct pyprof_profile *old = s->profile;
+    s->profile = fresh;
+    s->generation++;
+    s->profile_start_real = now_ns(CLOCK_REALTIME);
+    s->profile_start_mono = now_ns(CLOCK_MONOTONIC);
+    atomic_store(&s->ticks, 0);
+    atomic_store(&s->dropped, 0);
+    atomic_store(&s->torn, 0);
+    pthread_mutex_unlock(&s->profile_lock);
+    return old;
+}
+
+const struct pyprof_profile *pyprof_sampler_profile(struct pyprof_sampler *s)
+{
+    return s->profile;
+}
+
+void pyprof_sampler_stats(struct pyprof_sampler *s, struct pyprof_sampler_stats *out)
+{
+    out->enabled = atomic_load(&s->enabled);
+    out->ticks = atomic_load(&s->ticks);
+    out->dropped = atomic_load(&s->dropped);
+    out->torn = atomic_load(&s->torn);
+    out->sampler_cpu_ns = atomic_load(&s->sampler_cpu);
+    out->record_cpu_ns = atomic_load(&s->record_cpu);
+    out->record_samples = atomic_load(&s->record_samples);
+    out->profile_start_ns = s->profile_start_real;
+    out->profile_elapsed_ns = now_ns(CLOCK_MONOTONIC) - s->profile_start_mono;
+    out->started_monotonic_ns = s->started_mono;
+}

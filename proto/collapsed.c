@@ -1,0 +1,160 @@
+#include "collapsed.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lookup {
+    const Perftools__Profiles__Profile *p;
+    /* id -> index; pprof ids are arbitrary, ours are dense from 1. */
+    uint32_t *function_index, *location_index;
+    uint64_t max_function_id, max_location_id;
+};
+
+static const char *str(const struct lookup *l, int64_t index)
+{
+    if (index < 0 || (uint64_t)index >= l->p->n_string_table)
+        return NULL;
+    return l->p->string_table[index];
+}
+
+static int build_index(uint32_t **out, uint64_t *max_id, size_t n, uint64_t (*id_of)(const void *, size_t),
+                       const void *items)
+{
+    uint64_t max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (id_of(items, i) > max)
+            max = id_of(items, i);
+    if (max > 4 * (uint64_t)n + 1024)
+        return -EINVAL;   /* sparse ids beyond reason: not worth a huge table */
+    uint32_t *idx = malloc((size_t)(max + 1) * sizeof(uint32_t));
+    if (idx == NULL)
+        return -ENOMEM;
+    memset(idx, 0xff, (size_t)(max + 1) * sizeof(uint32_t));
+    for (size_t i = 0; i < n; i++)
+        idx[id_of(items, i)] = (uint32_t)i;
+    *out = idx;
+    *max_id = max;
+    return 0;
+}
+
+static uint64_t function_id(const void *items, size_t i)
+{
+    return ((Perftools__Profiles__Function *const *)items)[i]->id;
+}
+
+static uint64_t location_id(const void *items, size_t i)
+{
+    return ((Perftools__Profiles__Location *const *)items)[i]->id;
+}
+
+static const Perftools__Profiles__Location *location(const struct lookup *l, uint64_t id)
+{
+    if (id > l->max_location_id || l->location_index[id] == UINT32_MAX)
+        return NULL;
+    return l->p->location[l->location_index[id]];
+}
+
+static const Perftools__Profiles__Function *function(const struct lookup *l, uint64_t id)
+{
+    if (id > l->max_function_id || l->function_index[id] == UINT32_MAX)
+        return NULL;
+    return l->p->function[l->function_index[id]];
+}
+
+/* Folded-stack syntax reserves ';' between frames and the last space before the value;
+ * newlines would break lines. Replace them inside names. */
+static int put_clean(FILE *out, const char *s)
+{
+    for (; *s; s++) {
+        char ch = (*s == ';' || *s == '\n' || *s == '\r') ? '_' : *s;
+        if (fputc(ch, out) == EOF)
+            return -EIO;
+    }
+    return 0;
+}
+
+static int put_frame(const struct lookup *l, const Perftools__Profiles__Line *line,
+                     const struct pyprof_collapsed_options *o, FILE *out)
+{
+    const Perftools__Profiles__Function *fn = function(l, line->function_id);
+    const char *name = fn ? str(l, fn->name) : NULL;
+    const char *file = fn ? str(l, fn->filename) : NULL;
+    if (name == NULL || file == NULL)
+        return -EINVAL;
+    if (put_clean(out, name) != 0)
+        return -EIO;
+    if (file[0] == '\0')
+        return 0;   /* pseudo-frames such as [idle] have no file */
+    if (fputs(" (", out) == EOF || put_clean(out, file) != 0)
+        return -EIO;
+    if (o->functions || line->line <= 0)
+        return fputc(')', out) == EOF ? -EIO : 0;
+    return fprintf(out, ":%lld)", (long long)line->line) < 0 ? -EIO : 0;
+}
+
+static int put_thread_root(const struct lookup *l, const Perftools__Profiles__Sample *s, FILE *out)
+{
+    const char *name = NULL;
+    long long tid = 0;
+    for (size_t i = 0; i < s->n_label; i++) {
+        const char *key = str(l, s->label[i]->key);
+        if (key && strcmp(key, "thread_name") == 0)
+            name = str(l, s->label[i]->str);
+        else if (key && strcmp(key, "thread_id") == 0)
+            tid = (long long)s->label[i]->num;
+    }
+    if (name == NULL && tid == 0)
+        return 0;
+    if (put_clean(out, name ? name : "thread") != 0 || fprintf(out, " (%lld);", tid) < 0)
+        return -EIO;
+    return 0;
+}
+
+static int put_sample(const struct lookup *l, const Perftools__Profiles__Sample *s,
+                      const struct pyprof_collapsed_options *o, FILE *out)
+{
+    const Perftools__Profiles__Profile *p = l->p;
+    if (s->n_value != p->n_sample_type || s->n_value < 1)
+        return -EINVAL;
+    int64_t value = o->samples || s->n_value < 2 ? s->value[0] : s->value[1] / 1000;
+    if (value <= 0 || s->n_location_id == 0)
+        return 0;
+    if (o->threads && put_thread_root(l, s, out) != 0)
+        return -EIO;
+    int first = 1;
+    /* pprof lists the leaf first; folded stacks start at the root. A location with several
+     * lines (inlining) lists its innermost line first too. */
+    for (size_t i = s->n_location_id; i-- > 0;) {
+        const Perftools__Profiles__Location *loc = location(l, s->location_id[i]);
+        if (loc == NULL)
+            return -EINVAL;
+        for (size_t j = loc->n_line; j-- > 0;) {
+            if (!first && fputc(';', out) == EOF)
+                return -EIO;
+            int rc = put_frame(l, loc->line[j], o, out);
+            if (rc != 0)
+                return rc;
+            first = 0;
+        }
+    }
+    return fprintf(out, " %lld\n", (long long)value) < 0 ? -EIO : 0;
+}
+
+int pyprof_collapsed_write(const Perftools__Profiles__Profile *p,
+                           const struct pyprof_collapsed_options *o, FILE *out)
+{
+    struct lookup l = {.p = p};
+    int rc = build_index(&l.function_index, &l.max_function_id, p->n_function, function_id,
+                         p->function);
+    if (rc == 0)
+        rc = build_index(&l.location_index, &l.max_location_id, p->n_location, location_id,
+                         p->location);
+    for (size_t i = 0; rc == 0 && i < p->n_sample; i++)
+        rc = put_sample(&l, p->sample[i], o, out);
+    if (rc == 0 && fflush(out) != 0)
+        rc = -EIO;
+    free(l.function_index);
+    free(l.location_index);
+    return rc;
+}
