@@ -300,15 +300,16 @@ static const struct option output_options[] = {
 };
 
 /* Parse the options shared by dump and run; returns the index of the first operand or -1
- * after a usage error has been printed. `allow_reset` is for dump only. */
-static int parse_output_args(int argc, char **argv, struct output_args *a, int allow_reset)
+ * after a usage error has been printed. `is_dump`: options may follow the pid and --reset
+ * is allowed; otherwise (run) options end at the command. */
+static int parse_output_args(int argc, char **argv, struct output_args *a, int is_dump)
 {
     const char *format = NULL;
     int c;
     memset(a, 0, sizeof(*a));
-    optind = 1;
+    optind = 0;   /* full re-initialisation of GNU getopt */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, "+o:f:", output_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, is_dump ? ":o:f:" : "+:o:f:", output_options, NULL)) != -1) {
         switch (c) {
         case 'o': a->path = optarg; break;
         case 'f': format = optarg; break;
@@ -316,10 +317,12 @@ static int parse_output_args(int argc, char **argv, struct output_args *a, int a
         case OPT_THREADS: a->collapsed.threads = 1; break;
         case OPT_SAMPLES: a->collapsed.samples = 1; break;
         case OPT_RESET:
-            if (!allow_reset)
+            if (!is_dump)
                 return usage_error("--reset only applies to dump"), -1;
             a->reset = 1;
             break;
+        case ':':
+            return usage_error("option '%s' needs a value", argv[optind - 1]), -1;
         default:
             return usage_error("unknown option '%s'", argv[optind - 1]), -1;
         }

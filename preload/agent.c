@@ -77,7 +77,9 @@ static void read_cmdline(void)
         unsigned char ch = (unsigned char)agent.cmdline[i];
         if (ch == '\0')
             agent.cmdline[i] = ' ';
-        else if (ch < 0x20 || ch >= 0x7f)
+        else if (ch < 0x20)
+            agent.cmdline[i] = ' ';
+        else if (ch >= 0x7f)
             agent.cmdline[i] = '?';
     }
     while (n > 0 && agent.cmdline[n - 1] == ' ')

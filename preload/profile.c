@@ -131,6 +131,21 @@ static uint32_t hash_bytes(uint64_t h, const void *data, size_t len)
 
 #define HASH_SEED 0xcbf29ce484222325ull
 
+/* Fixed-size keys (functions, locations, threads) hash as 64-bit words: much cheaper than
+ * a byte loop on the sampling path. */
+static uint32_t hash_words(const uint64_t *words, size_t n)
+{
+    uint64_t h = HASH_SEED;
+    for (size_t i = 0; i < n; i++) {
+        h ^= words[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+    }
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 29;
+    return (uint32_t)h;
+}
+
 /* ---- the profile --------------------------------------------------------------------------- */
 
 struct string_entry { const char *s; uint32_t len; };
@@ -221,7 +236,8 @@ uint32_t pyprof_profile_function(struct pyprof_profile *p, uint32_t name, uint32
     if (name == PYPROF_ID_NONE || filename == PYPROF_ID_NONE)
         return PYPROF_ID_NONE;
     struct function_entry key = {name, filename, start_line};
-    uint32_t hash = hash_bytes(HASH_SEED, &key, sizeof(key));
+    uint64_t words[2] = {(uint64_t)name << 32 | filename, (uint64_t)start_line};
+    uint32_t hash = hash_words(words, 2);
     struct slot *slot = index_probe(&p->functions_ix, hash, function_equal, p, &key);
     if (slot->id != PYPROF_ID_NONE)
         return slot->id;
@@ -239,10 +255,11 @@ uint32_t pyprof_profile_location(struct pyprof_profile *p, uint32_t function, in
     if (function == PYPROF_ID_NONE)
         return PYPROF_ID_NONE;
     struct location_entry key;
-    memset(&key, 0, sizeof(key));  /* hashed as bytes: padding must be zero */
+    memset(&key, 0, sizeof(key));
     key.function = function;
     key.line = line;
-    uint32_t hash = hash_bytes(HASH_SEED, &key, sizeof(key));
+    uint64_t words[2] = {function, (uint64_t)line};
+    uint32_t hash = hash_words(words, 2);
     struct slot *slot = index_probe(&p->locations_ix, hash, location_equal, p, &key);
     if (slot->id != PYPROF_ID_NONE)
         return slot->id;
@@ -263,7 +280,8 @@ uint32_t pyprof_profile_thread(struct pyprof_profile *p, int64_t tid, uint32_t n
     memset(&key, 0, sizeof(key));
     key.tid = tid;
     key.name = name;
-    uint32_t hash = hash_bytes(HASH_SEED, &key, sizeof(key));
+    uint64_t words[2] = {(uint64_t)tid, name};
+    uint32_t hash = hash_words(words, 2);
     struct slot *slot = index_probe(&p->threads_ix, hash, thread_equal, p, &key);
     if (slot->id != PYPROF_ID_NONE)
         return slot->id;
@@ -284,9 +302,15 @@ static int stack_equal(const struct pyprof_profile *p, uint32_t id, const void *
 
 static uint32_t stack_hash(const struct stack_key *k)
 {
-    uint32_t head[3] = {k->thread, k->flags, k->depth};
-    uint32_t h = hash_bytes(HASH_SEED, head, sizeof(head));
-    return hash_bytes(h, k->locations, k->depth * sizeof(uint32_t));
+    uint64_t h = ((uint64_t)k->thread << 32 | k->flags) ^ ((uint64_t)k->depth << 48);
+    uint32_t d = 0;
+    for (; d + 2 <= k->depth; d += 2) {
+        h ^= (uint64_t)k->locations[d] << 32 | k->locations[d + 1];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 33;
+    }
+    uint64_t tail[2] = {h, d < k->depth ? k->locations[d] : 0};
+    return hash_words(tail, 2);
 }
 
 static uint32_t stack_insert(struct pyprof_profile *p, const struct stack_key *k, uint32_t hash,

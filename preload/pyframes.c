@@ -25,59 +25,52 @@ static int load_int(const uint8_t *base, ptrdiff_t off)
     return v;
 }
 
-static int read_ptr_at(uintptr_t base, ptrdiff_t off, uintptr_t *out)
+/* Read several pointer-sized fields of one structure in one call. Fields that do not exist
+ * in this version are left zero. */
+static int read_fields(uintptr_t base, const ptrdiff_t *offsets, uintptr_t *values, int n)
 {
-    if (off == PYPROF_NO_FIELD)
-        return -ENOENT;
-    return pyprof_saferead(out, base + (uintptr_t)off, sizeof(*out));
-}
-
-static int read_int_at(uintptr_t base, ptrdiff_t off, int *out)
-{
-    if (off == PYPROF_NO_FIELD)
-        return -ENOENT;
-    return pyprof_saferead(out, base + (uintptr_t)off, sizeof(*out));
-}
-
-static int main_interp(const struct pyprof_py *py, uintptr_t *interp)
-{
-    int rc = read_ptr_at(py->runtime, py->layout.runtime_interp_head, interp);
-    if (rc == 0 && *interp == 0)
-        rc = -ESRCH;
-    return rc;
-}
-
-static uintptr_t gil_holder(const struct pyprof_py *py, uintptr_t interp)
-{
-    const struct pyprof_py_layout *L = &py->layout;
-    uintptr_t holder = 0, gil = 0;
-    int locked = 0;
-    if (L->runtime_tstate_current != PYPROF_NO_FIELD) {
-        if (read_ptr_at(py->runtime, L->runtime_tstate_current, &holder) != 0)
-            return 0;
-        return holder;
+    struct iovec local[8], remote[8];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        values[i] = 0;
+        if (offsets[i] == PYPROF_NO_FIELD)
+            continue;
+        local[k].iov_base = &values[i];
+        local[k].iov_len = sizeof(values[i]);
+        remote[k].iov_base = (void *)(base + (uintptr_t)offsets[i]);
+        remote[k].iov_len = sizeof(values[i]);
+        k++;
     }
-    if (read_ptr_at(interp, L->interp_gil, &gil) != 0 || gil == 0)
-        return 0;
-    if (read_int_at(gil, L->gil_locked, &locked) != 0 || !locked)
-        return 0;
-    if (read_ptr_at(gil, L->gil_last_holder, &holder) != 0)
-        return 0;
-    return holder;
+    return k ? pyprof_saferead_many(local, remote, k) : 0;
 }
 
 int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out)
 {
-    uintptr_t interp = 0, finalizing = 0;
+    const struct pyprof_py_layout *L = &py->layout;
+    uintptr_t rt[3], in[3], gil[2];
+    int rc;
     memset(out, 0, sizeof(*out));
-    if (read_ptr_at(py->runtime, py->layout.runtime_finalizing, &finalizing) == 0)
-        out->finalizing = finalizing != 0;
-    int rc = main_interp(py, &interp);
-    if (rc != 0)
+    const ptrdiff_t rt_fields[3] = {L->runtime_interp_head, L->runtime_finalizing,
+                                    L->runtime_tstate_current};
+    if ((rc = read_fields(py->runtime, rt_fields, rt, 3)) != 0)
         return rc;
-    out->gil_holder = gil_holder(py, interp);
-    if (read_int_at(interp, py->layout.interp_gc_collecting, &out->gc_collecting) != 0)
-        out->gc_collecting = 0;
+    out->interp = rt[0];
+    out->finalizing = rt[1] != 0;
+    out->gil_holder = rt[2];
+    if (out->interp == 0)
+        return -ESRCH;
+    /* gc.collecting is an int: read it as the low half of a word (little-endian). */
+    const ptrdiff_t in_fields[3] = {L->interp_tstate_head, L->interp_gc_collecting, L->interp_gil};
+    if ((rc = read_fields(out->interp, in_fields, in, 3)) != 0)
+        return rc;
+    out->tstate_head = in[0];
+    out->gc_collecting = (int)(uint32_t)in[1] != 0;
+    if (L->runtime_tstate_current == PYPROF_NO_FIELD && in[2] != 0) {
+        /* 3.12+: the GIL is per interpreter; its holder is last_holder while locked. */
+        const ptrdiff_t gil_fields[2] = {L->gil_locked, L->gil_last_holder};
+        if (read_fields(in[2], gil_fields, gil, 2) == 0 && (int)(uint32_t)gil[0] != 0)
+            out->gil_holder = gil[1];
+    }
     return 0;
 }
 
@@ -95,24 +88,44 @@ static int thread_native_tid(const struct pyprof_py *py, const uint8_t *ts, unsi
     return tid > 0 ? tid : 0;
 }
 
-int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_thread_ref *out, int max)
+static uintptr_t load_field(const uint8_t *base, ptrdiff_t off)
+{
+    return off == PYPROF_NO_FIELD ? 0 : load_ptr(base, off);
+}
+
+/* How much of a PyThreadState covers every field we use. */
+static size_t tstate_span(const struct pyprof_py_layout *L)
+{
+    const ptrdiff_t fields[] = {L->tstate_next, L->tstate_frame, L->tstate_thread_id,
+                                L->tstate_native_thread_id, L->tstate_datastack_chunk,
+                                L->tstate_datastack_top};
+    ptrdiff_t end = 0;
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (fields[i] != PYPROF_NO_FIELD && fields[i] + 8 > end)
+            end = fields[i] + 8;
+    return (size_t)end;
+}
+
+int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_state *is,
+                      struct pyprof_thread_ref *out, int max)
 {
     const struct pyprof_py_layout *L = &py->layout;
-    uintptr_t interp, tstate;
     uint8_t ts[TSTATE_BLOCK];
-    int rc = main_interp(py, &interp);
-    if (rc != 0)
-        return rc;
-    if ((rc = read_ptr_at(interp, L->interp_tstate_head, &tstate)) != 0)
-        return rc;
-    int n = 0;
+    uintptr_t tstate = is->tstate_head;
+    size_t span = tstate_span(L);
+    int n = 0, rc;
+    if (span > sizeof(ts))
+        return -EINVAL;
     while (tstate != 0 && n < max) {
-        if ((rc = pyprof_saferead(ts, tstate, sizeof(ts))) != 0)
+        if ((rc = pyprof_saferead(ts, tstate, span)) != 0)
             return rc;
-        out[n].tstate = tstate;
-        out[n].pthread_id = (unsigned long)load_ptr(ts, L->tstate_thread_id);
-        out[n].native_tid = thread_native_tid(py, ts, out[n].pthread_id);
-        n++;
+        struct pyprof_thread_ref *r = &out[n++];
+        r->tstate = tstate;
+        r->pthread_id = (unsigned long)load_ptr(ts, L->tstate_thread_id);
+        r->native_tid = thread_native_tid(py, ts, r->pthread_id);
+        r->frame = load_ptr(ts, L->tstate_frame);
+        r->chunk = load_field(ts, L->tstate_datastack_chunk);
+        r->chunk_top = load_field(ts, L->tstate_datastack_top);
         uintptr_t next = load_ptr(ts, L->tstate_next);
         if (next == tstate)
             return -ELOOP;
@@ -128,45 +141,59 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
     buf->chunk_cap = 0;
 }
 
-/* Copy the used part of the thread's current data-stack chunk, where most of its frames
- * live on 3.11+, in one read. Sets [*lo, *hi) to the copied address range (empty on any
- * failure: the walker then reads frames one by one). */
-static void copy_chunk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, const uint8_t *ts,
-                       uintptr_t *lo, uintptr_t *hi)
+static int grow_chunk(struct pyprof_walk_buf *buf, size_t len)
 {
-    const struct pyprof_py_layout *L = &py->layout;
-    *lo = *hi = 0;
-    if (L->tstate_datastack_chunk == PYPROF_NO_FIELD || L->tstate_datastack_top == PYPROF_NO_FIELD)
-        return;
-    uintptr_t chunk = load_ptr(ts, L->tstate_datastack_chunk);
-    uintptr_t top = load_ptr(ts, L->tstate_datastack_top);
-    if (chunk == 0 || top <= chunk || top - chunk > MAX_CHUNK_COPY)
-        return;
-    size_t len = top - chunk;
-    if (buf->chunk_cap < len) {
-        size_t cap = buf->chunk_cap ? buf->chunk_cap : 16384;
-        while (cap < len)
-            cap *= 2;
-        uint8_t *p = realloc(buf->chunk, cap);
-        if (p == NULL)
-            return;
-        buf->chunk = p;
-        buf->chunk_cap = cap;
-    }
-    if (pyprof_saferead(buf->chunk, chunk, len) != 0)
-        return;
-    *lo = chunk;
-    *hi = top;
+    if (buf->chunk_cap >= len)
+        return 0;
+    size_t cap = buf->chunk_cap ? buf->chunk_cap : 16384;
+    while (cap < len)
+        cap *= 2;
+    uint8_t *p = realloc(buf->chunk, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    buf->chunk = p;
+    buf->chunk_cap = cap;
+    return 0;
 }
 
-static int first_frame(const struct pyprof_py *py, const uint8_t *ts, uintptr_t *frame)
+/*
+ * Find the innermost frame and, on 3.11+, copy the used part of the thread's current
+ * data-stack chunk (where most of its frames live) in the same read. [*lo, *hi) is the
+ * copied address range, empty when there is none: frames are then read one by one.
+ */
+static int first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                       const struct pyprof_thread_ref *t, uintptr_t *frame, uintptr_t *lo,
+                       uintptr_t *hi)
 {
     const struct pyprof_py_layout *L = &py->layout;
-    *frame = load_ptr(ts, L->tstate_frame);
-    if (L->cframe_current_frame == PYPROF_NO_FIELD || *frame == 0)
-        return 0;
-    /* 3.11/3.12: tstate->cframe lives on the eval loop's C stack. */
-    return read_ptr_at(*frame, L->cframe_current_frame, frame);
+    struct iovec local[2], remote[2];
+    int n = 0;
+    *frame = t->frame;
+    *lo = *hi = 0;
+    if (L->cframe_current_frame != PYPROF_NO_FIELD) {
+        /* 3.11/3.12: tstate->cframe lives on the eval loop's C stack. */
+        if (t->frame == 0)
+            return 0;
+        local[n].iov_base = frame;
+        local[n].iov_len = sizeof(*frame);
+        remote[n].iov_base = (void *)(t->frame + (uintptr_t)L->cframe_current_frame);
+        remote[n].iov_len = sizeof(*frame);
+        n++;
+    }
+    size_t len = t->chunk_top > t->chunk ? t->chunk_top - t->chunk : 0;
+    if (t->chunk != 0 && len > 0 && len <= MAX_CHUNK_COPY && grow_chunk(buf, len) == 0) {
+        local[n].iov_base = buf->chunk;
+        local[n].iov_len = len;
+        remote[n].iov_base = (void *)t->chunk;
+        remote[n].iov_len = len;
+        n++;
+        *lo = t->chunk;
+        *hi = t->chunk_top;
+    }
+    int rc = n ? pyprof_saferead_many(local, remote, n) : 0;
+    if (rc != 0)
+        *lo = *hi = 0;
+    return rc;
 }
 
 static int frame_offset(const struct pyprof_py_layout *L, const uint8_t *f, uintptr_t code)
@@ -192,19 +219,16 @@ static int skip_owner(const struct pyprof_py_layout *L, const uint8_t *f)
     return owner == L->frame_owner_cstack || owner == L->frame_owner_interpreter;
 }
 
-int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t tstate,
-                   struct pyprof_raw_frame *out, int max)
+int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                   const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max)
 {
     const struct pyprof_py_layout *L = &py->layout;
-    uint8_t ts[TSTATE_BLOCK], fb[FRAME_BLOCK];
+    uint8_t fb[FRAME_BLOCK];
     uintptr_t frame, lo, hi;
     int rc, n = 0, steps = 0;
 
-    if ((rc = pyprof_saferead(ts, tstate, sizeof(ts))) != 0)
+    if ((rc = first_frame(py, buf, thread, &frame, &lo, &hi)) != 0)
         return rc;
-    if ((rc = first_frame(py, ts, &frame)) != 0)
-        return rc;
-    copy_chunk(py, buf, ts, &lo, &hi);
 
     while (frame != 0) {
         const uint8_t *f = fb;

@@ -27,23 +27,31 @@ struct pyprof_py {
 #define PYPROF_MAX_THREADS 4096
 #define PYPROF_MAX_DEPTH 2048
 
+/* A thread as read at the start of a tick: enough of its PyThreadState to walk it. */
 struct pyprof_thread_ref {
     uintptr_t tstate;
     unsigned long pthread_id;
     int native_tid;       /* 0 when unknown */
+    uintptr_t frame;      /* the frame field: frame (3.9/3.10), cframe (3.11/3.12),
+                             current_frame (3.13+) */
+    uintptr_t chunk, chunk_top;   /* 3.11+: the current data-stack chunk and its top */
 };
 
 struct pyprof_interp_state {
+    uintptr_t interp;     /* the main interpreter */
+    uintptr_t tstate_head;
     uintptr_t gil_holder; /* tstate holding the GIL, or 0 */
     int gc_collecting;
     int finalizing;
 };
 
-/* The process-wide state: GIL holder, collection running, finalising. 0 or -errno. */
+/* The process-wide state: GIL holder, collection running, finalising, first thread.
+ * Two or three reads in all. 0 or -errno. */
 int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out);
 
-/* The main interpreter's threads, at most `max`. Count, or -errno. */
-int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_thread_ref *out, int max);
+/* The main interpreter's threads, at most `max`, one read each. Count, or -errno. */
+int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_state *is,
+                      struct pyprof_thread_ref *out, int max);
 
 struct pyprof_raw_frame {
     uintptr_t code;   /* code object address (not yet validated) */
@@ -63,8 +71,8 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
  * On 3.11+ the thread's current data-stack chunk is copied in one read and frames inside
  * it are walked from that copy.
  */
-int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t tstate,
-                   struct pyprof_raw_frame *out, int max);
+int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                   const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max);
 
 /* The raw fields of a code object, read in one go: the pointers are kept so that a cache
  * entry can be re-validated cheaply (freed code objects are reused at the same address). */

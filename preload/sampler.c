@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,10 @@ struct code_entry {
     char *name, *filename;
     uint8_t *linetable;
     int linetable_len;
-    uint64_t generation;   /* of the profile `function` belongs to */
+    uint64_t generation;   /* of the profile `function` and `location` belong to */
     uint32_t function;
+    int last_offset;       /* the last instruction offset seen, and its location: */
+    uint32_t location;     /* frames of callers sit on the same call for a long time */
 };
 
 /* What we remember about a thread between ticks. Kept sorted by (tid, tstate). */
@@ -36,6 +39,7 @@ struct thread_entry {
     int tid;
     uintptr_t tstate;
     uint64_t cpu_ns, wall_ns;
+    uint64_t carry_ns;     /* CPU used since the thread was last seen running */
     uint64_t generation;
     uint32_t record;       /* the profile's thread id in `generation` */
     char name[32];
@@ -70,7 +74,9 @@ struct pyprof_sampler {
     struct pyprof_thread_ref *refs;
     struct pyprof_raw_frame *frames;
     uint32_t *locations, *locations_mem;   /* locations = locations_mem + 1 */
-    uint8_t *headers;
+    uint8_t *headers;             /* code object headers, read span by span */
+    const uint8_t **header_of;    /* per frame: where its code header is in `headers` */
+    uintptr_t **by_address;       /* frames' code addresses, sorted */
     struct pyprof_walk_buf walk;
     uint64_t idle_generation;
     uint32_t idle_location;
@@ -130,42 +136,85 @@ static int code_entry_fill(struct pyprof_sampler *s, struct code_entry *e, uintp
     e->code = code;
     e->raw = *raw;
     e->generation = 0;
+    e->location = PYPROF_ID_NONE;
     return 0;
 }
 
-static uint32_t code_function(struct pyprof_sampler *s, struct code_entry *e)
+static uint32_t code_location(struct pyprof_sampler *s, struct code_entry *e, int offset)
 {
+    struct pyprof_profile *p = s->profile;
     if (e->generation != s->generation) {
-        struct pyprof_profile *p = s->profile;
         e->function = pyprof_profile_function(p, pyprof_profile_string(p, e->name),
                                                pyprof_profile_string(p, e->filename),
                                                e->raw.firstlineno);
         e->generation = s->generation;
+        e->location = PYPROF_ID_NONE;
     }
-    return e->function;
+    if (e->location != PYPROF_ID_NONE && e->last_offset == offset)
+        return e->location;
+    int line = pyprof_py_line(&s->py, e->linetable, (size_t)e->linetable_len, e->raw.firstlineno,
+                              offset);
+    e->last_offset = offset;
+    e->location = pyprof_profile_location(p, e->function, line);
+    return e->location;
 }
 
-/* Read the headers of every code object on the stack, in as few reads as possible. */
+_Static_assert(offsetof(struct pyprof_raw_frame, code) == 0, "by_address points at frames");
+
+/* Code objects of one module sit close together in memory, and a recursive stack repeats
+ * the same one: sort the stack's code addresses and read overlapping or nearby headers as
+ * one span. The kernel's cost is per range read, far more than per byte. */
+#define SPAN_GAP 512
+#define SPAN_MAX 16384
+
+static int code_address_compare(const void *a, const void *b)
+{
+    uintptr_t x = **(const uintptr_t *const *)a, y = **(const uintptr_t *const *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int read_code_headers(struct pyprof_sampler *s, int n)
 {
-    size_t size = s->py.layout.code_read_size;
+    size_t size = s->py.layout.code_read_size, used = 0;
     struct iovec local[IOV_BATCH], remote[IOV_BATCH];
-    for (int start = 0; start < n; start += IOV_BATCH) {
-        int count = n - start < IOV_BATCH ? n - start : IOV_BATCH;
-        for (int i = 0; i < count; i++) {
-            local[i].iov_base = s->headers + (size_t)(start + i) * size;
-            local[i].iov_len = size;
-            remote[i].iov_base = (void *)s->frames[start + i].code;
-            remote[i].iov_len = size;
+    int nspans = 0;
+    for (int i = 0; i < n; i++)
+        s->by_address[i] = &s->frames[i].code;
+    if (n > 64) {
+        qsort(s->by_address, (size_t)n, sizeof(*s->by_address), code_address_compare);
+    } else {
+        for (int i = 1; i < n; i++) {   /* short stacks: insertion sort beats qsort */
+            uintptr_t *v = s->by_address[i];
+            int j = i;
+            for (; j > 0 && *s->by_address[j - 1] > *v; j--)
+                s->by_address[j] = s->by_address[j - 1];
+            s->by_address[j] = v;
         }
-        if (pyprof_saferead_many(local, remote, count) == 0)
-            continue;
-        /* One bad pointer fails the batch: find it. */
-        for (int i = 0; i < count; i++)
-            if (pyprof_saferead(local[i].iov_base, (uintptr_t)remote[i].iov_base, size) != 0)
-                return -EFAULT;
     }
-    return 0;
+    for (int i = 0; i < n;) {
+        uintptr_t start = *s->by_address[i], end = start + size;
+        int j = i + 1;
+        while (j < n && *s->by_address[j] <= end + SPAN_GAP &&
+               *s->by_address[j] + size - start <= SPAN_MAX) {
+            if (*s->by_address[j] + size > end)
+                end = *s->by_address[j] + size;
+            j++;
+        }
+        if (nspans == IOV_BATCH)
+            return -E2BIG;
+        local[nspans].iov_base = s->headers + used;
+        local[nspans].iov_len = end - start;
+        remote[nspans].iov_base = (void *)start;
+        remote[nspans].iov_len = end - start;
+        for (int k = i; k < j; k++) {
+            struct pyprof_raw_frame *f = (struct pyprof_raw_frame *)s->by_address[k];
+            s->header_of[f - s->frames] = s->headers + used + (*s->by_address[k] - start);
+        }
+        used += end - start;
+        nspans++;
+        i = j;
+    }
+    return pyprof_saferead_many(local, remote, nspans) == 0 ? 0 : -EFAULT;
 }
 
 static int resolve_frames(struct pyprof_sampler *s, int n)
@@ -175,8 +224,7 @@ static int resolve_frames(struct pyprof_sampler *s, int n)
     for (int i = 0; i < n; i++) {
         struct pyprof_code_raw raw;
         uintptr_t code = s->frames[i].code;
-        if (pyprof_py_code_parse(&s->py, s->headers + (size_t)i * s->py.layout.code_read_size,
-                                 &raw) != 0)
+        if (pyprof_py_code_parse(&s->py, s->header_of[i], &raw) != 0)
             return -ELOOP;   /* not a code object any more: the stack moved */
         struct code_entry *e = &s->codes[(code >> 4) % CODE_CACHE_SIZE];
         if (e->code != code || memcmp(&e->raw, &raw, sizeof(raw)) != 0) {
@@ -184,9 +232,7 @@ static int resolve_frames(struct pyprof_sampler *s, int n)
             if (rc != 0)
                 return rc == -EFAULT ? -ELOOP : rc;
         }
-        int line = pyprof_py_line(&s->py, e->linetable, (size_t)e->linetable_len,
-                                  e->raw.firstlineno, s->frames[i].offset);
-        s->locations[i] = pyprof_profile_location(s->profile, code_function(s, e), line);
+        s->locations[i] = code_location(s, e, s->frames[i].offset);
     }
     return 0;
 }
@@ -246,7 +292,7 @@ static int ref_compare(const void *a, const void *b)
 }
 
 /* Carry each live thread's state over from the previous tick (both lists sorted); new
- * threads get an entry with no baseline (cpu_ns == 0). */
+ * threads get an entry with no baseline. */
 static void merge_threads(struct pyprof_sampler *s, int n)
 {
     int j = 0;
@@ -283,55 +329,71 @@ static uint32_t thread_record(struct pyprof_sampler *s, struct thread_entry *t)
     return t->record;
 }
 
-/* Weight of this thread for this tick, 0 to skip it. Updates the baselines. */
-static uint64_t thread_weight(struct pyprof_sampler *s, struct thread_entry *t, uint64_t wall,
-                              int *idle)
-{
-    uint64_t cpu = 0;
-    if (thread_cpu_ns(t->tid, &cpu) != 0)
-        return 0;   /* the thread is gone */
-    int first = t->wall_ns == 0;
-    uint64_t cpu_delta = cpu >= t->cpu_ns ? cpu - t->cpu_ns : 0;
-    uint64_t wall_delta = wall - t->wall_ns;
-    t->cpu_ns = cpu;
-    t->wall_ns = wall;
-    if (first)
-        return 0;
-    if (s->opt.mode == PYPROF_MODE_CPU)
-        return cpu_delta;
-    /* Wall mode: a thread that ran less than half the interval was mostly waiting. */
-    *idle = cpu_delta * 2 < wall_delta;
-    return wall_delta;
-}
-
+/*
+ * The stack we read is a snapshot; the CPU time is a total over the interval. A thread that
+ * computed and is now asleep (in time.sleep, say) must not have that CPU charged to its
+ * sleeping stack. So CPU is charged only to stacks seen running: holding the GIL, or with
+ * a CPU clock that moved while we walked the stack (the kernel counts a running thread's
+ * time to the nanosecond; a sleeping or preempted thread's clock stands still). CPU used
+ * between two such sightings is carried to the next one: nothing is lost, and idle stacks
+ * never look hot.
+ */
 static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
+                          const struct pyprof_thread_ref *ref,
                           const struct pyprof_interp_state *is, uint64_t wall)
 {
-    int idle = 0;
-    uint64_t weight = thread_weight(s, t, wall, &idle);
-    if (weight == 0)
-        return;
-    int n = pyprof_py_walk(&s->py, &s->walk, t->tstate, s->frames, PYPROF_MAX_DEPTH);
-    if (n < 0) {
-        atomic_fetch_add(n == -ELOOP ? &s->torn : &s->dropped, 1);
+    uint64_t before = 0, after = 0;
+    int holds_gil = is->gil_holder == t->tstate;
+    if (thread_cpu_ns(t->tid, &before) != 0)
+        return;   /* the thread is gone */
+    int first = t->wall_ns == 0;
+    uint64_t wall_delta = wall - t->wall_ns;
+    t->carry_ns += before >= t->cpu_ns ? before - t->cpu_ns : 0;
+    t->cpu_ns = before;
+    t->wall_ns = wall;
+    if (first) {
+        t->carry_ns = 0;
         return;
     }
-    int rc = resolve_frames(s, n);
+    if (s->opt.mode == PYPROF_MODE_CPU && t->carry_ns == 0)
+        return;   /* did not run since the last tick: nothing to walk */
+
+    atomic_fetch_add_explicit(&s->record_samples, 1, memory_order_relaxed);
+    int n = pyprof_py_walk(&s->py, &s->walk, ref, s->frames, PYPROF_MAX_DEPTH);
+    int rc = n < 0 ? n : resolve_frames(s, n);
     if (rc != 0) {
         atomic_fetch_add(rc == -ELOOP ? &s->torn : &s->dropped, 1);
         return;
     }
+    /* A GIL holder is running Python code: no need to ask the kernel. */
+    if (holds_gil)
+        after = before;
+    else if (thread_cpu_ns(t->tid, &after) != 0)
+        return;
+    int running = holds_gil || after > before;
+    t->carry_ns += after - before;
+    t->cpu_ns = after;
+
+    uint64_t weight;
+    if (s->opt.mode == PYPROF_MODE_WALL) {
+        weight = wall_delta;
+        t->carry_ns = 0;
+    } else if (running) {
+        weight = t->carry_ns;
+        t->carry_ns = 0;
+    } else {
+        return;
+    }
     uint32_t flags = 0, *locs = s->locations;
-    if (is->gil_holder == t->tstate)
+    if (holds_gil)
         flags |= PYPROF_SAMPLE_GIL | (is->gc_collecting ? PYPROF_SAMPLE_GC : 0);
-    if (idle) {
+    if (s->opt.mode == PYPROF_MODE_WALL && !running) {
         flags |= PYPROF_SAMPLE_IDLE;
         /* locations[] has a spare slot before it for the [idle] leaf. */
         *--locs = idle_location(s);
         n++;
     }
     pyprof_profile_add(s->profile, thread_record(s, t), flags, locs, (uint32_t)n, weight);
-    atomic_fetch_add_explicit(&s->record_samples, 1, memory_order_relaxed);
 }
 
 static void tick(struct pyprof_sampler *s)
@@ -339,7 +401,7 @@ static void tick(struct pyprof_sampler *s)
     struct pyprof_interp_state is;
     if (pyprof_py_interp_state(&s->py, &is) != 0 || is.finalizing)
         return;
-    int n = pyprof_py_threads(&s->py, s->refs, PYPROF_MAX_THREADS);
+    int n = pyprof_py_threads(&s->py, &is, s->refs, PYPROF_MAX_THREADS);
     if (n < 0) {
         atomic_fetch_add(&s->dropped, 1);
         return;
@@ -352,7 +414,7 @@ static void tick(struct pyprof_sampler *s)
     uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), wall = now_ns(CLOCK_MONOTONIC);
     pthread_mutex_lock(&s->profile_lock);
     for (int i = 0; i < s->nthreads; i++)
-        sample_thread(s, &s->threads[i], &is, wall);
+        sample_thread(s, &s->threads[i], &s->refs[i], &is, wall);
     pthread_mutex_unlock(&s->profile_lock);
     atomic_fetch_add_explicit(&s->record_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0,
                               memory_order_relaxed);
@@ -427,13 +489,15 @@ struct pyprof_sampler *pyprof_sampler_create(const struct pyprof_py *py,
     s->refs = calloc(PYPROF_MAX_THREADS, sizeof(*s->refs));
     s->frames = calloc(PYPROF_MAX_DEPTH, sizeof(*s->frames));
     s->locations_mem = calloc(PYPROF_MAX_DEPTH + 1, sizeof(*s->locations_mem));
-    s->headers = calloc(PYPROF_MAX_DEPTH, py->layout.code_read_size);
+    s->headers = calloc(PYPROF_MAX_DEPTH, py->layout.code_read_size + SPAN_GAP);
+    s->header_of = calloc(PYPROF_MAX_DEPTH, sizeof(*s->header_of));
+    s->by_address = calloc(PYPROF_MAX_DEPTH, sizeof(*s->by_address));
     s->profile = pyprof_profile_new(options->max_stacks);
     s->generation = 1;
     s->profile_start_real = now_ns(CLOCK_REALTIME);
     s->profile_start_mono = now_ns(CLOCK_MONOTONIC);
     if (!s->codes || !s->threads || !s->threads_next || !s->refs || !s->frames ||
-        !s->locations_mem || !s->headers || !s->profile) {
+        !s->locations_mem || !s->headers || !s->header_of || !s->by_address || !s->profile) {
         pyprof_sampler_destroy(s);
         return NULL;
     }
@@ -482,6 +546,8 @@ void pyprof_sampler_destroy(struct pyprof_sampler *s)
     free(s->frames);
     free(s->locations_mem);
     free(s->headers);
+    free(s->header_of);
+    free(s->by_address);
     pyprof_walk_buf_free(&s->walk);
     pyprof_profile_free(s->profile);
     pthread_cond_destroy(&s->wake);

@@ -32,8 +32,8 @@ struct pyprof_sampler_stats {
     uint64_t dropped;        /* thread samples lost to unreadable memory */
     uint64_t torn;           /* thread samples lost to a stack that moved under us */
     uint64_t sampler_cpu_ns; /* the sampler thread's own CPU time since it started */
-    uint64_t record_cpu_ns;  /* of which spent walking and recording thread samples */
-    uint64_t record_samples; /* thread samples that cost was spent on */
+    uint64_t record_cpu_ns;  /* of which spent in ticks (walking and recording threads) */
+    uint64_t record_samples; /* thread stacks walked in that time */
     uint64_t profile_start_ns;     /* CLOCK_REALTIME */
     uint64_t profile_elapsed_ns;   /* CLOCK_MONOTONIC since then */
     uint64_t started_monotonic_ns; /* when the sampler thread started */

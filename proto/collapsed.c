@@ -111,15 +111,17 @@ static int put_thread_root(const struct lookup *l, const Perftools__Profiles__Sa
     return 0;
 }
 
+/* Render one sample's stack (without its value) into `out`. 1 when the sample has nothing
+ * to show, 0 when rendered, -errno on error. */
 static int put_sample(const struct lookup *l, const Perftools__Profiles__Sample *s,
-                      const struct pyprof_collapsed_options *o, FILE *out)
+                      const struct pyprof_collapsed_options *o, int64_t *value, FILE *out)
 {
     const Perftools__Profiles__Profile *p = l->p;
     if (s->n_value != p->n_sample_type || s->n_value < 1)
         return -EINVAL;
-    int64_t value = o->samples || s->n_value < 2 ? s->value[0] : s->value[1] / 1000;
-    if (value <= 0 || s->n_location_id == 0)
-        return 0;
+    *value = o->samples || s->n_value < 2 ? s->value[0] : s->value[1] / 1000;
+    if (*value <= 0 || s->n_location_id == 0)
+        return 1;
     if (o->threads && put_thread_root(l, s, out) != 0)
         return -EIO;
     int first = 1;
@@ -138,7 +140,58 @@ static int put_sample(const struct lookup *l, const Perftools__Profiles__Sample 
             first = 0;
         }
     }
-    return fprintf(out, " %lld\n", (long long)value) < 0 ? -EIO : 0;
+    return 0;
+}
+
+/* Samples that differ only in labels (GIL held or not, say) fold into the same line:
+ * render every line, sort, and add up equal neighbours. */
+struct folded {
+    char *stack;
+    int64_t value;
+};
+
+static int folded_compare(const void *a, const void *b)
+{
+    return strcmp(((const struct folded *)a)->stack, ((const struct folded *)b)->stack);
+}
+
+static int render_all(const struct lookup *l, const struct pyprof_collapsed_options *o,
+                      struct folded *lines, size_t *n)
+{
+    *n = 0;
+    for (size_t i = 0; i < l->p->n_sample; i++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *mem = open_memstream(&text, &len);
+        if (mem == NULL)
+            return -ENOMEM;
+        int rc = put_sample(l, l->p->sample[i], o, &lines[*n].value, mem);
+        if (fclose(mem) != 0 && rc == 0)
+            rc = -ENOMEM;
+        if (rc != 0) {
+            free(text);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        lines[(*n)++].stack = text;
+    }
+    return 0;
+}
+
+static int write_folded(struct folded *lines, size_t n, FILE *out)
+{
+    qsort(lines, n, sizeof(*lines), folded_compare);
+    for (size_t i = 0; i < n;) {
+        int64_t total = 0;
+        size_t j = i;
+        for (; j < n && strcmp(lines[j].stack, lines[i].stack) == 0; j++)
+            total += lines[j].value;
+        if (fprintf(out, "%s %lld\n", lines[i].stack, (long long)total) < 0)
+            return -EIO;
+        i = j;
+    }
+    return 0;
 }
 
 int pyprof_collapsed_write(const Perftools__Profiles__Profile *p,
@@ -150,8 +203,17 @@ int pyprof_collapsed_write(const Perftools__Profiles__Profile *p,
     if (rc == 0)
         rc = build_index(&l.location_index, &l.max_location_id, p->n_location, location_id,
                          p->location);
-    for (size_t i = 0; rc == 0 && i < p->n_sample; i++)
-        rc = put_sample(&l, p->sample[i], o, out);
+    size_t n = 0;
+    struct folded *lines = rc == 0 ? calloc(p->n_sample + 1, sizeof(*lines)) : NULL;
+    if (rc == 0 && lines == NULL)
+        rc = -ENOMEM;
+    if (rc == 0)
+        rc = render_all(&l, o, lines, &n);
+    if (rc == 0)
+        rc = write_folded(lines, n, out);
+    for (size_t i = 0; i < n; i++)
+        free(lines[i].stack);
+    free(lines);
     if (rc == 0 && fflush(out) != 0)
         rc = -EIO;
     free(l.function_index);
