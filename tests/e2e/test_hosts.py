@@ -1,5 +1,6 @@
 """Real servers under the preload: gunicorn's prefork workers and uvicorn on uvloop (which
 brings its own use of libuv), from Debian's packages, driven with real HTTP requests."""
+import os
 import socket
 import subprocess
 import time
@@ -99,3 +100,36 @@ def test_agent_libraries_stay_out_of_the_global_scope(env, python):
                        text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["False", "False", "True"], r.stdout
+
+
+UWSGI_LIBPYTHON = "/lib/x86_64-linux-gnu/libpython3.11.so.1.0"
+
+
+@pytest.mark.skipif(not (os.path.exists("/usr/bin/uwsgi") and os.path.exists(UWSGI_LIBPYTHON)),
+                    reason="Debian's uwsgi-core and uwsgi-plugin-python3 are not installed")
+def test_uwsgi_workers_each_get_an_agent(env):
+    """uWSGI loads libpython with its python3 plugin (dlopen) after start-up. With the
+    README's recipe (libpython preloaded ahead of libpyprof.so, and uWSGI's own
+    --py-call-osafterfork so that its C-level fork runs Python's after-fork hooks), the
+    master and every worker get their own agent, and the workers' profiles show the app."""
+    port = free_port()
+    proc = subprocess.Popen(
+        ["/usr/bin/uwsgi", "--plugin", "python3", "--py-call-osafterfork",
+         "--http-socket", f"127.0.0.1:{port}", "--chdir", str(WORKLOADS),
+         "--wsgi-file", "wsgi_app.py", "--callable", "app", "--processes", "2", "--master",
+         "--die-on-term"],
+        env=dict(env.preload_env(PYPROF_INTERVAL="1ms"),
+                 LD_PRELOAD=f"{UWSGI_LIBPYTHON} {LIB}"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env.procs.append(proc)
+    served = set()
+    for _ in range(60):
+        served.add(int(get(port).split()[0]))
+    pids = socket_pids(env)
+    assert proc.pid in pids, pids
+    assert served and served <= set(pids), (served, pids)
+    found = any(any("handle (" in s and "wsgi_app.py" in s for s in env.dump(pid))
+                for pid in served)
+    assert found, "no uWSGI worker profile shows wsgi_app.handle"
+    proc.terminate()
+    proc.wait(timeout=30)
