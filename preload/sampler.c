@@ -34,6 +34,8 @@ struct code_entry {
     uint32_t location;     /* frames of callers sit on the same call for a long time */
 };
 
+struct code_ref;
+
 /* What we remember about a thread between ticks. Kept sorted by (tid, tstate). */
 struct thread_entry {
     int tid;
@@ -76,7 +78,7 @@ struct pyprof_sampler {
     uint32_t *locations, *locations_mem;   /* locations = locations_mem + 1 */
     uint8_t *headers;             /* code object headers, read span by span */
     const uint8_t **header_of;    /* per frame: where its code header is in `headers` */
-    uintptr_t **by_address;       /* frames' code addresses, sorted */
+    struct code_ref *by_address;  /* frames' code addresses, sorted */
     struct pyprof_walk_buf walk;
     uint64_t idle_generation;
     uint32_t idle_location;
@@ -159,45 +161,55 @@ static uint32_t code_location(struct pyprof_sampler *s, struct code_entry *e, in
     return e->location;
 }
 
-_Static_assert(offsetof(struct pyprof_raw_frame, code) == 0, "by_address points at frames");
-
 /* Code objects of one module sit close together in memory, and a recursive stack repeats
  * the same one: sort the stack's code addresses and read overlapping or nearby headers as
  * one span. The kernel's cost is per range read, far more than per byte. */
 #define SPAN_GAP 512
 #define SPAN_MAX 16384
 
-static int code_address_compare(const void *a, const void *b)
+struct code_ref {
+    uintptr_t addr;
+    int frame;
+};
+
+static int code_ref_compare(const void *a, const void *b)
 {
-    uintptr_t x = **(const uintptr_t *const *)a, y = **(const uintptr_t *const *)b;
+    uintptr_t x = ((const struct code_ref *)a)->addr, y = ((const struct code_ref *)b)->addr;
     return x < y ? -1 : x > y;
+}
+
+static void sort_code_refs(struct code_ref *refs, int n)
+{
+    if (n > 64) {
+        qsort(refs, (size_t)n, sizeof(*refs), code_ref_compare);
+        return;
+    }
+    for (int i = 1; i < n; i++) {   /* short stacks: insertion sort beats qsort */
+        struct code_ref v = refs[i];
+        int j = i;
+        for (; j > 0 && refs[j - 1].addr > v.addr; j--)
+            refs[j] = refs[j - 1];
+        refs[j] = v;
+    }
 }
 
 static int read_code_headers(struct pyprof_sampler *s, int n)
 {
     size_t size = s->py.layout.code_read_size, used = 0;
     struct iovec local[IOV_BATCH], remote[IOV_BATCH];
+    struct code_ref *refs = s->by_address;
     int nspans = 0;
-    for (int i = 0; i < n; i++)
-        s->by_address[i] = &s->frames[i].code;
-    if (n > 64) {
-        qsort(s->by_address, (size_t)n, sizeof(*s->by_address), code_address_compare);
-    } else {
-        for (int i = 1; i < n; i++) {   /* short stacks: insertion sort beats qsort */
-            uintptr_t *v = s->by_address[i];
-            int j = i;
-            for (; j > 0 && *s->by_address[j - 1] > *v; j--)
-                s->by_address[j] = s->by_address[j - 1];
-            s->by_address[j] = v;
-        }
+    for (int i = 0; i < n; i++) {
+        refs[i].addr = s->frames[i].code;
+        refs[i].frame = i;
     }
+    sort_code_refs(refs, n);
     for (int i = 0; i < n;) {
-        uintptr_t start = *s->by_address[i], end = start + size;
+        uintptr_t start = refs[i].addr, end = start + size;
         int j = i + 1;
-        while (j < n && *s->by_address[j] <= end + SPAN_GAP &&
-               *s->by_address[j] + size - start <= SPAN_MAX) {
-            if (*s->by_address[j] + size > end)
-                end = *s->by_address[j] + size;
+        while (j < n && refs[j].addr <= end + SPAN_GAP && refs[j].addr + size - start <= SPAN_MAX) {
+            if (refs[j].addr + size > end)
+                end = refs[j].addr + size;
             j++;
         }
         if (nspans == IOV_BATCH)
@@ -206,10 +218,8 @@ static int read_code_headers(struct pyprof_sampler *s, int n)
         local[nspans].iov_len = end - start;
         remote[nspans].iov_base = (void *)start;
         remote[nspans].iov_len = end - start;
-        for (int k = i; k < j; k++) {
-            struct pyprof_raw_frame *f = (struct pyprof_raw_frame *)s->by_address[k];
-            s->header_of[f - s->frames] = s->headers + used + (*s->by_address[k] - start);
-        }
+        for (int k = i; k < j; k++)
+            s->header_of[refs[k].frame] = s->headers + used + (refs[k].addr - start);
         used += end - start;
         nspans++;
         i = j;
