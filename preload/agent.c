@@ -337,9 +337,13 @@ static int restart_pending(void *arg)
 
 static void after_fork_parent_hook(void)
 {
-    /* Too early to start threads here on 3.13 (the fork warning counts them after this
-     * hook): restart at the next pending-call check instead. */
-    agent.api.add_pending_call(restart_pending, NULL);
+    /* 3.12 checks for other threads (its "multi-threaded fork" warning) before it runs
+     * this hook: the threads can come back at once. 3.13 checks after it: come back at
+     * the main thread's next pending-call check instead. */
+    if (agent.py.layout.fork_counts_threads_late)
+        agent.api.add_pending_call(restart_pending, NULL);
+    else
+        restart_pending(NULL);
 }
 
 static void after_fork_child_hook(void)

@@ -99,6 +99,12 @@ struct pyprof_py_layout {
 
     /* PyObject */
     ptrdiff_t object_type;            /* PyTypeObject *ob_type */
+
+    /* Behaviour */
+    int fork_counts_threads_late;     /* 3.13+: os.fork() counts the process's threads for
+                                         its "multi-threaded" warning after running the
+                                         after_in_parent hooks, so the agent must not
+                                         restart its threads from that hook */
 };
 
 /*

@@ -215,6 +215,7 @@ static void fill(const struct dbg313 *d, struct pyprof_py_layout *l)
         .frame_read_size = spans_end(frame, 4),
         .frame_code_mask = ~(uintptr_t)0,
         .frame_owner_cstack = OWNED_BY_CSTACK,
+        .fork_counts_threads_late = 1,
         .frame_owner_interpreter = -1,
 
         .code_filename = (ptrdiff_t)d->code.filename,

@@ -227,6 +227,7 @@ static void fill(const struct dbg314 *d, struct pyprof_py_layout *l)
         .frame_read_size = spans_end(frame, 4),
         .frame_code_mask = STACKREF_MASK,
         .frame_owner_cstack = OWNED_BY_CSTACK,
+        .fork_counts_threads_late = 1,
         .frame_owner_interpreter = OWNED_BY_INTERPRETER,
 
         .code_filename = (ptrdiff_t)d->code.filename,
