@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client.h"
 #include "codec.h"
+#include "duration.h"
 #include "endpoint.h"
 #include "output.h"
+#include "pbuild.h"
 
 #define EXIT_USAGE 2
 
@@ -284,10 +287,15 @@ struct output_args {
     const char *path;
     enum pyprof_format format;
     struct pyprof_collapsed_options collapsed;
-    int reset;
+    int reset, all;
+    const char *match;
+    uint64_t duration_ns;
 };
 
-enum { OPT_FUNCTIONS = 256, OPT_THREADS, OPT_SAMPLES, OPT_RESET };
+enum { OPT_FUNCTIONS = 256, OPT_THREADS, OPT_SAMPLES, OPT_RESET, OPT_ALL, OPT_MATCH,
+       OPT_DURATION };
+
+enum { ARGS_RUN, ARGS_DUMP, ARGS_CONVERT };
 
 static const struct option output_options[] = {
     {"output", required_argument, NULL, 'o'},
@@ -296,20 +304,24 @@ static const struct option output_options[] = {
     {"threads", no_argument, NULL, OPT_THREADS},
     {"samples", no_argument, NULL, OPT_SAMPLES},
     {"reset", no_argument, NULL, OPT_RESET},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"match", required_argument, NULL, OPT_MATCH},
+    {"duration", required_argument, NULL, OPT_DURATION},
     {NULL, 0, NULL, 0},
 };
 
-/* Parse the options shared by dump and run; returns the index of the first operand or -1
- * after a usage error has been printed. `is_dump`: options may follow the pid and --reset
- * is allowed; otherwise (run) options end at the command. */
-static int parse_output_args(int argc, char **argv, struct output_args *a, int is_dump)
+/* Parse the options shared by dump, run and convert; returns the index of the first
+ * operand or -1 after a usage error has been printed. For run, options end at the command;
+ * --reset, --all, --match and --duration belong to dump alone. */
+static int parse_output_args(int argc, char **argv, struct output_args *a, int which)
 {
+    int is_dump = which == ARGS_DUMP;
     const char *format = NULL;
     int c;
     memset(a, 0, sizeof(*a));
     optind = 0;   /* full re-initialisation of GNU getopt */
     opterr = 0;
-    while ((c = getopt_long(argc, argv, is_dump ? ":o:f:" : "+:o:f:", output_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, which == ARGS_RUN ? "+:o:f:" : ":o:f:", output_options, NULL)) != -1) {
         switch (c) {
         case 'o': a->path = optarg; break;
         case 'f': format = optarg; break;
@@ -317,9 +329,20 @@ static int parse_output_args(int argc, char **argv, struct output_args *a, int i
         case OPT_THREADS: a->collapsed.threads = 1; break;
         case OPT_SAMPLES: a->collapsed.samples = 1; break;
         case OPT_RESET:
+        case OPT_ALL:
+        case OPT_MATCH:
+        case OPT_DURATION:
             if (!is_dump)
-                return usage_error("--reset only applies to dump"), -1;
-            a->reset = 1;
+                return usage_error("%s only applies to dump", argv[optind - 1]), -1;
+            if (c == OPT_RESET)
+                a->reset = 1;
+            else if (c == OPT_ALL)
+                a->all = 1;
+            else if (c == OPT_MATCH)
+                a->match = optarg;
+            else if (pyprof_parse_duration(optarg, &a->duration_ns) != 0 || a->duration_ns == 0)
+                return usage_error("--duration '%s' is not a duration such as 30s or 500ms",
+                                   optarg), -1;
             break;
         case ':':
             return usage_error("option '%s' needs a value", argv[optind - 1]), -1;
@@ -329,33 +352,200 @@ static int parse_output_args(int argc, char **argv, struct output_args *a, int i
     }
     a->format = format ? pyprof_format_by_name(format) : pyprof_format_by_path(a->path);
     if (a->format == 0)
-        return usage_error("unknown format '%s' (collapsed, pprof, pprof-raw)", format), -1;
+        return usage_error("unknown format '%s' (collapsed, pprof, pprof-raw, speedscope)",
+                           format), -1;
+    if (a->match && !a->all)
+        return usage_error("--match goes with --all"), -1;
     return optind;
+}
+
+/* Reset, then wait out the duration; a countdown on a terminal, silence when piped. */
+static void profile_for(uint64_t ns, const char *what)
+{
+    int tty = isatty(STDERR_FILENO);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t elapsed = (uint64_t)(now.tv_sec - start.tv_sec) * 1000000000ull +
+                           (uint64_t)(now.tv_nsec - start.tv_nsec);
+        if (elapsed >= ns)
+            break;
+        uint64_t left = ns - elapsed;
+        if (tty)
+            fprintf(stderr, "\rpyprofctl: profiling %s, %.0fs left   ", what,
+                    (double)(left + 999999999ull) / 1e9 - 0.5);
+        uint64_t step = left < 200000000ull ? left : 200000000ull;
+        struct timespec ts = {(time_t)(step / 1000000000ull), (long)(step % 1000000000ull)};
+        nanosleep(&ts, NULL);
+    }
+    if (tty)
+        fprintf(stderr, "\r%60s\r", "");
+}
+
+static int write_profile(const Perftools__Profiles__Profile *p, const struct output_args *a)
+{
+    char err[512];
+    if (pyprof_output_write(p, a->format, &a->collapsed, a->path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pyprofctl: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static int dump_one(pid_t pid, const struct output_args *a)
+{
+    Pyprof__Response *r;
+    char what[32];
+    if (a->duration_ns) {
+        if (call(pid, PYPROF__OP__OP_RESET, 0, &r) != 0)
+            return 1;
+        pyprof_response_free(r);
+        snprintf(what, sizeof(what), "%d", (int)pid);
+        profile_for(a->duration_ns, what);
+    }
+    if (call(pid, PYPROF__OP__OP_DUMP, a->reset, &r) != 0)
+        return 1;
+    int rc = 1;
+    if (r->profile == NULL)
+        fprintf(stderr, "pyprofctl: the agent sent no profile\n");
+    else
+        rc = write_profile(r->profile, a);
+    pyprof_response_free(r);
+    return rc;
+}
+
+/* The profiled processes of this user whose command line contains `match` (all if NULL). */
+static size_t matching_pids(const char *match, pid_t **out)
+{
+    pid_t *pids;
+    size_t n, kept = 0;
+    if (collect_pids(&pids, &n) != 0)
+        n = 0;
+    qsort(pids, n, sizeof(*pids), pid_compare);
+    for (size_t i = 0; i < n; i++) {
+        Pyprof__Response *r;
+        if (call(pids[i], PYPROF__OP__OP_STATUS, 0, &r) != 0)
+            continue;
+        if (match == NULL || (r->status && strstr(r->status->cmdline, match)))
+            pids[kept++] = pids[i];
+        pyprof_response_free(r);
+    }
+    *out = pids;
+    return kept;
+}
+
+static const char *comment_value(const Perftools__Profiles__Profile *p, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < p->n_comment; i++) {
+        int64_t s = p->comment[i];
+        if (s < 0 || (uint64_t)s >= p->n_string_table)
+            continue;
+        const char *text = p->string_table[s];
+        if (strncmp(text, key, klen) == 0 && text[klen] == '=')
+            return text + klen + 1;
+    }
+    return "";
+}
+
+/* One profile from every matching process: a root frame and a pid label per process. */
+static int dump_all(const struct output_args *a)
+{
+    pid_t *pids;
+    size_t n = matching_pids(a->match, &pids);
+    if (n == 0) {
+        fprintf(stderr, "pyprofctl: no profiled process%s%s\n", a->match ? " matches " : "",
+                a->match ? a->match : "");
+        free(pids);
+        return 1;
+    }
+    if (a->duration_ns) {
+        for (size_t i = 0; i < n; i++) {
+            Pyprof__Response *r;
+            if (call(pids[i], PYPROF__OP__OP_RESET, 0, &r) == 0)
+                pyprof_response_free(r);
+        }
+        char what[48];
+        snprintf(what, sizeof(what), "%zu processes", n);
+        profile_for(a->duration_ns, what);
+    }
+    struct pyprof_pbuild *b = NULL;
+    int rc = 1;
+    for (size_t i = 0; i < n; i++) {
+        Pyprof__Response *r;
+        if (call(pids[i], PYPROF__OP__OP_DUMP, a->reset, &r) != 0 || r->profile == NULL) {
+            continue;
+        }
+        const Perftools__Profiles__Profile *p = r->profile;
+        if (b == NULL) {
+            const char *mode = comment_value(p, "mode");
+            b = pyprof_pbuild_new(strcmp(mode, "wall") == 0 ? "wall" : "cpu", p->period);
+            if (b == NULL) {
+                pyprof_response_free(r);
+                break;
+            }
+            pyprof_pbuild_times(b, p->time_nanos, p->duration_nanos);
+            pyprof_pbuild_comment(b, "cmdline=pyprofctl dump --all");
+            char mode_comment[32];
+            snprintf(mode_comment, sizeof(mode_comment), "mode=%s", mode);
+            pyprof_pbuild_comment(b, mode_comment);
+        }
+        char root[256];
+        snprintf(root, sizeof(root), "process %d: %.200s", (int)pids[i],
+                 comment_value(p, "cmdline"));
+        struct pyprof_pbuild_label pid_label = {"pid", NULL, pids[i]};
+        if (pyprof_pbuild_append(b, p, root, &pid_label, 1) != 0)
+            fprintf(stderr, "pyprofctl: the profile of %d is inconsistent; left out\n",
+                    (int)pids[i]);
+        pyprof_response_free(r);
+    }
+    Perftools__Profiles__Profile *merged = b ? pyprof_pbuild_finish(b) : NULL;
+    if (merged != NULL)
+        rc = write_profile(merged, a);
+    else
+        fprintf(stderr, "pyprofctl: no profile could be fetched\n");
+    pyprof_pbuild_free_profile(merged);
+    free(pids);
+    return rc;
 }
 
 static int cmd_dump(int argc, char **argv)
 {
     struct output_args a;
-    int first = parse_output_args(argc, argv, &a, 1);
+    int first = parse_output_args(argc, argv, &a, ARGS_DUMP);
     pid_t pid;
     if (first < 0)
         return EXIT_USAGE;
+    if (a.all) {
+        if (first != argc)
+            return usage_error("--all takes no process id");
+        return dump_all(&a);
+    }
     if (first != argc - 1)
-        return usage_error(first == argc ? "a process id is required" : "too many arguments");
+        return usage_error(first == argc ? "a process id (or --all) is required"
+                                         : "too many arguments");
     if (parse_pid(argv[first], &pid) != 0)
         return usage_error("'%s' is not a process id", argv[first]);
-    Pyprof__Response *r;
-    if (call(pid, PYPROF__OP__OP_DUMP, a.reset, &r) != 0)
-        return 1;
+    return dump_one(pid, &a);
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    struct output_args a;
+    int first = parse_output_args(argc, argv, &a, ARGS_CONVERT);
+    if (first < 0)
+        return EXIT_USAGE;
+    if (first != argc - 1)
+        return usage_error(first == argc ? "an input file is required" : "too many arguments");
+    Perftools__Profiles__Profile *p;
     char err[512];
-    int rc = 1;
-    if (r->profile == NULL)
-        fprintf(stderr, "pyprofctl: the agent sent no profile\n");
-    else if (pyprof_output_write(r->profile, a.format, &a.collapsed, a.path, err, sizeof(err)) != 0)
+    if (pyprof_output_read(argv[first], &p, err, sizeof(err)) != 0) {
         fprintf(stderr, "pyprofctl: %s\n", err);
-    else
-        rc = 0;
-    pyprof_response_free(r);
+        return 1;
+    }
+    int rc = write_profile(p, &a);
+    pyprof_output_free(p);
     return rc;
 }
 
@@ -407,7 +597,7 @@ static int wait_child(pid_t child)
 static int cmd_run(int argc, char **argv)
 {
     struct output_args a;
-    int first = parse_output_args(argc, argv, &a, 0);
+    int first = parse_output_args(argc, argv, &a, ARGS_RUN);
     char lib[PATH_MAX], tmp[] = "/tmp/pyprof-run-XXXXXX.pb";
     if (first < 0)
         return EXIT_USAGE;
@@ -439,7 +629,7 @@ static int cmd_run(int argc, char **argv)
     if (a.path != NULL) {
         Perftools__Profiles__Profile *p;
         char err[512];
-        if (pyprof_output_read_pprof(tmp, &p, err, sizeof(err)) != 0) {
+        if (pyprof_output_read(tmp, &p, err, sizeof(err)) != 0) {
             fprintf(stderr, "pyprofctl: no profile was written (%s); was it a Python 3.9+ "
                             "program?\n", err);
             status = status ? status : 1;
@@ -450,7 +640,7 @@ static int cmd_run(int argc, char **argv)
             } else {
                 fprintf(stderr, "pyprofctl: profile written to %s\n", a.path);
             }
-            perftools__profiles__profile__free_unpacked(p, NULL);
+            pyprof_output_free(p);
         }
         unlink(tmp);
     }
@@ -461,8 +651,9 @@ static int cmd_run(int argc, char **argv)
 
 #define OUTPUT_HELP                                                                           \
     "  -o, --output FILE   write there instead of stdout; the format follows the extension\n"  \
-    "                      (.pb.gz or .pprof: pprof; .pb: uncompressed pprof; else collapsed)\n" \
-    "  -f, --format NAME   collapsed (default), pprof, pprof-raw\n"                             \
+    "                      (.pb.gz/.pprof: pprof; .pb: raw pprof; .json: speedscope;\n"     \
+    "                      anything else: collapsed)\n"                                     \
+    "  -f, --format NAME   collapsed (default), pprof, pprof-raw, speedscope\n"                 \
     "      --functions     collapsed: one frame per function (no line numbers)\n"              \
     "      --threads       collapsed: a root frame per thread\n"                               \
     "      --samples       collapsed: sample counts instead of microseconds\n"
@@ -477,9 +668,18 @@ static const struct command commands[] = {
     {"start", cmd_start, "start PID", "Start (or resume) sampling.\n"},
     {"stop", cmd_stop, "stop PID", "Stop sampling; the profile is kept.\n"},
     {"reset", cmd_reset, "reset PID", "Discard the profile collected so far.\n"},
-    {"dump", cmd_dump, "dump PID [-o FILE] [-f FORMAT] [--reset] [--functions] [--threads] [--samples]",
+    {"dump", cmd_dump,
+     "dump (PID | --all [--match TEXT]) [--duration D] [--reset] [-o FILE] [-f FORMAT] [...]",
      "Fetch the profile. Collapsed stacks go to stdout unless -o is given.\n\n"
-     "  --reset             reset the profile atomically after taking it\n" OUTPUT_HELP},
+     "      --duration D    reset, wait D (30s, 500ms, 2m), then dump: profile for D\n"
+     "      --reset         reset the profile atomically after taking it\n"
+     "      --all           one profile merged from every profiled process of this user,\n"
+     "                      with a root frame and a pid label per process\n"
+     "      --match TEXT    with --all: only processes whose command line contains TEXT\n"
+     OUTPUT_HELP},
+    {"convert", cmd_convert, "convert IN [-o OUT] [-f FORMAT] [--functions] [--threads] [--samples]",
+     "Convert a profile that pyprof wrote (pprof, .pb.gz or .pb, or collapsed stacks) to\n"
+     "another format. Collapsed input values are taken as microseconds.\n\n" OUTPUT_HELP},
     {"run", cmd_run, "run [-o FILE] [-f FORMAT] [--functions] [--threads] [--samples] -- CMD [ARGS...]",
      "Run CMD with the profiler preloaded (libpyprof.so next to pyprofctl, ../lib, or\n"
      "$PYPROF_LIB). With -o, write the profile when CMD exits. Exits with CMD's status.\n\n"

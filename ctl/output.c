@@ -6,6 +6,9 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "folded.h"
+#include "speedscope.h"
+
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -20,6 +23,8 @@ enum pyprof_format pyprof_format_by_name(const char *name)
         return PYPROF_FORMAT_PPROF;
     if (strcmp(name, "pprof-raw") == 0)
         return PYPROF_FORMAT_PPROF_RAW;
+    if (strcmp(name, "speedscope") == 0)
+        return PYPROF_FORMAT_SPEEDSCOPE;
     return 0;
 }
 
@@ -31,6 +36,8 @@ enum pyprof_format pyprof_format_by_path(const char *path)
         return PYPROF_FORMAT_PPROF;
     if (ends_with(path, ".pb"))
         return PYPROF_FORMAT_PPROF_RAW;
+    if (ends_with(path, ".speedscope.json") || ends_with(path, ".json"))
+        return PYPROF_FORMAT_SPEEDSCOPE;
     return PYPROF_FORMAT_COLLAPSED;
 }
 
@@ -80,8 +87,18 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return -errno;
     }
-    int rc = format == PYPROF_FORMAT_COLLAPSED ? pyprof_collapsed_write(p, o, out)
-                                               : write_pprof(p, format == PYPROF_FORMAT_PPROF, out);
+    int rc;
+    switch (format) {
+    case PYPROF_FORMAT_COLLAPSED:
+        rc = pyprof_collapsed_write(p, o, out);
+        break;
+    case PYPROF_FORMAT_SPEEDSCOPE:
+        rc = pyprof_speedscope_write(p, o, out);
+        break;
+    default:
+        rc = write_pprof(p, format == PYPROF_FORMAT_PPROF, out);
+        break;
+    }
     if (fflush(out) != 0 && rc == 0)
         rc = -EIO;
     if (!to_stdout && fclose(out) != 0 && rc == 0)
@@ -94,21 +111,20 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
 
 #define MAX_PROFILE_FILE (512u << 20)
 
-int pyprof_output_read_pprof(const char *path, Perftools__Profiles__Profile **out, char *err,
-                             size_t errlen)
+/* The whole file, decompressed if it is gzip (gzread passes other files through). */
+static int slurp(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
-    /* gzread reads uncompressed files transparently too. */
     gzFile gz = gzopen(path, "rb");
     if (gz == NULL) {
         snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
         return -ENOENT;
     }
-    size_t cap = 1 << 16, len = 0;
+    size_t cap = 1 << 16, n = 0;
     uint8_t *buf = malloc(cap);
-    int n = 0;
-    while (buf != NULL && (n = gzread(gz, buf + len, (unsigned)(cap - len))) > 0) {
-        len += (size_t)n;
-        if (len == cap) {
+    int got = 0;
+    while (buf != NULL && (got = gzread(gz, buf + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)got;
+        if (n == cap) {
             uint8_t *bigger = cap < MAX_PROFILE_FILE ? realloc(buf, cap * 2) : NULL;
             if (bigger == NULL) {
                 free(buf);
@@ -119,18 +135,65 @@ int pyprof_output_read_pprof(const char *path, Perftools__Profiles__Profile **ou
             cap *= 2;
         }
     }
-    int bad = n < 0 || buf == NULL;
+    int zerr = Z_OK;
+    gzerror(gz, &zerr);   /* a truncated stream ends reads early but sets Z_BUF_ERROR */
+    int bad = got < 0 || buf == NULL || (zerr != Z_OK && zerr != Z_STREAM_END);
     gzclose(gz);
     if (bad) {
         free(buf);
-        snprintf(err, errlen, "%s: truncated or corrupt compressed data", path);
+        snprintf(err, errlen, "%s: %s", path,
+                 buf == NULL ? "too large" : "truncated or corrupt compressed data");
         return -EBADMSG;
     }
-    *out = perftools__profiles__profile__unpack(NULL, len, buf);
-    free(buf);
-    if (*out == NULL) {
-        snprintf(err, errlen, "%s: not a pprof profile", path);
-        return -EBADMSG;
-    }
+    *out = buf;
+    *len = n;
     return 0;
+}
+
+/* A decoded Profile must hold together before any renderer walks it. */
+static int pprof_plausible(const Perftools__Profiles__Profile *p)
+{
+    if (p->n_string_table == 0 || p->string_table[0][0] != '\0' || p->n_sample_type == 0)
+        return 0;
+    for (size_t i = 0; i < p->n_sample_type; i++)
+        if (p->sample_type[i]->type < 0 || (uint64_t)p->sample_type[i]->type >= p->n_string_table)
+            return 0;
+    return 1;
+}
+
+int pyprof_output_read(const char *path, Perftools__Profiles__Profile **out, char *err,
+                       size_t errlen)
+{
+    uint8_t *buf;
+    size_t len, bad_line = 0;
+    int rc = slurp(path, &buf, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (len == 0) {
+        free(buf);
+        snprintf(err, errlen, "%s: empty file", path);
+        return -EBADMSG;
+    }
+    if (pyprof_folded_detect((const char *)buf, len)) {
+        rc = pyprof_folded_parse((const char *)buf, len, out, &bad_line);
+        if (rc != 0)
+            snprintf(err, errlen, "%s:%zu: not a collapsed-stack line", path, bad_line);
+    } else {
+        *out = perftools__profiles__profile__unpack(NULL, len, buf);
+        if (*out != NULL && !pprof_plausible(*out)) {
+            perftools__profiles__profile__free_unpacked(*out, NULL);
+            *out = NULL;
+        }
+        rc = *out ? 0 : -EBADMSG;
+        if (rc != 0)
+            snprintf(err, errlen, "%s: neither a pprof profile nor collapsed stacks", path);
+    }
+    free(buf);
+    return rc;
+}
+
+void pyprof_output_free(Perftools__Profiles__Profile *profile)
+{
+    if (profile)
+        perftools__profiles__profile__free_unpacked(profile, NULL);
 }

@@ -12,9 +12,10 @@ enum pyprof_format {
     PYPROF_FORMAT_COLLAPSED = 1,
     PYPROF_FORMAT_PPROF,       /* gzip-compressed profile.proto */
     PYPROF_FORMAT_PPROF_RAW,   /* uncompressed */
+    PYPROF_FORMAT_SPEEDSCOPE,  /* speedscope's JSON file format */
 };
 
-/* "collapsed", "pprof", "pprof-raw" -> format; 0 when unknown. */
+/* "collapsed", "pprof", "pprof-raw", "speedscope" -> format; 0 when unknown. */
 enum pyprof_format pyprof_format_by_name(const char *name);
 /* From a file name's extension; collapsed for anything unknown. */
 enum pyprof_format pyprof_format_by_path(const char *path);
@@ -25,8 +26,10 @@ int pyprof_output_write(const Perftools__Profiles__Profile *profile, enum pyprof
                         const struct pyprof_collapsed_options *options, const char *path,
                         char *err, size_t errlen);
 
-/* Read a profile file that pyprof wrote (pprof, gzip-compressed or not). 0 or -errno. */
-int pyprof_output_read_pprof(const char *path, Perftools__Profiles__Profile **out, char *err,
-                             size_t errlen);
+/* Read a profile file that pyprof wrote: pprof (gzip-compressed or not) or collapsed
+ * stacks. 0 with *out (free with pyprof_output_free), or -errno with a one-line reason. */
+int pyprof_output_read(const char *path, Perftools__Profiles__Profile **out, char *err,
+                       size_t errlen);
+void pyprof_output_free(Perftools__Profiles__Profile *profile);
 
 #endif

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "duration.h"
 #include "log.h"
 
 enum pyprof_mode {
@@ -50,10 +51,6 @@ typedef void (*pyprof_warn_fn)(const char *line);
 /* Fill `cfg` from the environment. Never fails: bad values are replaced by their default
  * after one call to `warn`. Returns the number of warnings issued. */
 int pyprof_config_load(struct pyprof_config *cfg, pyprof_env_fn env, pyprof_warn_fn warn);
-
-/* "10ms", "500us", "1.5s", "250000ns" -> nanoseconds. 0 or -EINVAL. No unit is an error:
- * a bare number is too easy to misread. */
-int pyprof_parse_duration(const char *text, uint64_t *ns);
 
 /* "cpu"/"wall". */
 const char *pyprof_mode_name(enum pyprof_mode mode);

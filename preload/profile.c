@@ -448,8 +448,12 @@ enum extra {
     X_COMMENT0
 };
 
+/* A consistent cut of the live tables: counts are read referrers first (stacks, then
+ * locations, functions, strings), so that everything a counted entry refers to, published
+ * before it, is counted too. */
 struct builder {
     Perftools__Profiles__Profile *prof;
+    uint32_t nstacks, nlocations, nfunctions;
     uint32_t nstrings;   /* the profile's own strings; extras follow */
 };
 
@@ -469,7 +473,6 @@ static int build_strings(struct builder *b, const struct pyprof_profile *p,
     size_t nextra = X_COMMENT0 + ncomments;
     Perftools__Profiles__Profile *prof = b->prof;
 
-    b->nstrings = table_len(&p->strings);
     prof->string_table = malloc((b->nstrings + nextra) * sizeof(char *));
     prof->comment = malloc((ncomments + 1) * sizeof(int64_t));
     if (prof->string_table == NULL || prof->comment == NULL)
@@ -488,7 +491,7 @@ static int build_strings(struct builder *b, const struct pyprof_profile *p,
 static int build_functions(struct builder *b, const struct pyprof_profile *p)
 {
     Perftools__Profiles__Profile *prof = b->prof;
-    uint32_t n = table_len(&p->functions);
+    uint32_t n = b->nfunctions;
     Perftools__Profiles__Function *fns = calloc(n ? n : 1, sizeof(*fns));
     prof->function = malloc((n ? n : 1) * sizeof(*prof->function));
     if (fns == NULL || prof->function == NULL) {
@@ -511,7 +514,7 @@ static int build_functions(struct builder *b, const struct pyprof_profile *p)
 static int build_locations(struct builder *b, const struct pyprof_profile *p)
 {
     Perftools__Profiles__Profile *prof = b->prof;
-    uint32_t n = table_len(&p->locations);
+    uint32_t n = b->nlocations;
     size_t m = n ? n : 1;
     Perftools__Profiles__Location *locs = calloc(m, sizeof(*locs));
     Perftools__Profiles__Line *lines = calloc(m, sizeof(*lines));
@@ -579,7 +582,7 @@ struct sample_block {
 static int build_samples(struct builder *b, const struct pyprof_profile *p)
 {
     Perftools__Profiles__Profile *prof = b->prof;
-    uint32_t n = table_len(&p->stacks);
+    uint32_t n = b->nstacks;
     prof->sample = calloc(n ? n : 1, sizeof(*prof->sample));
     if (prof->sample == NULL)
         return -ENOMEM;
@@ -643,7 +646,10 @@ int pyprof_profile_to_pprof(const struct pyprof_profile *p, const struct pyprof_
     if (b.prof == NULL)
         return -ENOMEM;
     perftools__profiles__profile__init(b.prof);
-    /* Stacks first: everything a published stack refers to was published before it. */
+    b.nstacks = table_len(&p->stacks);
+    b.nlocations = table_len(&p->locations);
+    b.nfunctions = table_len(&p->functions);
+    b.nstrings = table_len(&p->strings);
     int rc = build_samples(&b, p);
     if (rc == 0) rc = build_locations(&b, p);
     if (rc == 0) rc = build_functions(&b, p);

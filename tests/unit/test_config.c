@@ -157,7 +157,9 @@ static void test_durations(void **state)
     assert_int_equal(ns, 250000ull);
     assert_int_equal(pyprof_parse_duration("", &ns), -EINVAL);
     assert_int_equal(pyprof_parse_duration("ms", &ns), -EINVAL);
-    assert_int_equal(pyprof_parse_duration("5m", &ns), -EINVAL);
+    assert_int_equal(pyprof_parse_duration("5m", &ns), 0);
+    assert_int_equal(ns, 300000000000ull);
+    assert_int_equal(pyprof_parse_duration("5h", &ns), -EINVAL);
     assert_int_equal(pyprof_parse_duration("nan ms", &ns), -EINVAL);
     assert_int_equal(pyprof_parse_duration(NULL, &ns), -EINVAL);
 }
