@@ -350,8 +350,8 @@ static void count(struct pyprof_profile *p, uint32_t stack, uint64_t weight)
     atomic_fetch_add_explicit(&p->weight, weight, memory_order_relaxed);
 }
 
-int pyprof_profile_add(struct pyprof_profile *p, uint32_t thread, uint32_t flags,
-                       const uint32_t *locations, uint32_t depth, uint64_t weight)
+uint32_t pyprof_profile_add(struct pyprof_profile *p, uint32_t thread, uint32_t flags,
+                            const uint32_t *locations, uint32_t depth, uint64_t weight)
 {
     struct stack_key key = {thread, flags, depth, locations};
     uint32_t id = thread == PYPROF_ID_NONE ? PYPROF_ID_NONE : 0;
@@ -363,13 +363,17 @@ int pyprof_profile_add(struct pyprof_profile *p, uint32_t thread, uint32_t flags
         struct slot *slot = index_probe(&p->stacks_ix, hash, stack_equal, p, &key);
         id = slot->id != PYPROF_ID_NONE ? slot->id : stack_insert(p, &key, hash, slot);
     }
-    if (id == PYPROF_ID_NONE) {
-        count(p, p->truncated_stack, weight);
+    if (id == PYPROF_ID_NONE)
+        id = p->truncated_stack;
+    pyprof_profile_add_to(p, id, weight);
+    return id;
+}
+
+void pyprof_profile_add_to(struct pyprof_profile *p, uint32_t stack, uint64_t weight)
+{
+    count(p, stack, weight);
+    if (stack == p->truncated_stack)
         atomic_fetch_add_explicit(&p->truncated, 1, memory_order_relaxed);
-        return 1;
-    }
-    count(p, id, weight);
-    return 0;
 }
 
 static int make_truncated_stack(struct pyprof_profile *p)

@@ -41,10 +41,13 @@ uint32_t pyprof_profile_thread(struct pyprof_profile *p, int64_t tid, uint32_t n
 /*
  * Add `weight` (nanoseconds) and one sample to the stack of `depth` locations (leaf first)
  * of `thread` with `flags`. A stack that does not fit (stack table full, or any id is
- * PYPROF_ID_NONE) is counted in the [truncated] stack instead. 0, or 1 when truncated.
+ * PYPROF_ID_NONE) is counted in the [truncated] stack instead. Returns the stack's id.
  */
-int pyprof_profile_add(struct pyprof_profile *p, uint32_t thread, uint32_t flags,
-                       const uint32_t *locations, uint32_t depth, uint64_t weight);
+uint32_t pyprof_profile_add(struct pyprof_profile *p, uint32_t thread, uint32_t flags,
+                            const uint32_t *locations, uint32_t depth, uint64_t weight);
+
+/* One more sample of `weight` for a stack id that pyprof_profile_add() returned. */
+void pyprof_profile_add_to(struct pyprof_profile *p, uint32_t stack, uint64_t weight);
 
 /* ---- reader side: any thread ---------------------------------------------------------- */
 

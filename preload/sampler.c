@@ -41,9 +41,11 @@ struct thread_entry {
     int tid;
     uintptr_t tstate;
     uint64_t cpu_ns, wall_ns;
-    uint64_t carry_ns;     /* CPU used since the thread was last seen running */
     uint64_t generation;
     uint32_t record;       /* the profile's thread id in `generation` */
+    uint32_t last_stack;   /* the stack it was last seen running, in last_generation's */
+    uint64_t last_generation;                       /* profile */
+    int stat_fd;           /* /proc/self/task/<tid>/stat, opened when first needed */
     char name[32];
 };
 
@@ -301,8 +303,15 @@ static int ref_compare(const void *a, const void *b)
     return x->tstate < y->tstate ? -1 : x->tstate > y->tstate;
 }
 
+static void forget_threads(struct thread_entry *threads, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (threads[i].stat_fd >= 0)
+            close(threads[i].stat_fd);
+}
+
 /* Carry each live thread's state over from the previous tick (both lists sorted); new
- * threads get an entry with no baseline. */
+ * threads get an entry with no baseline; the entries of threads that are gone are closed. */
 static void merge_threads(struct pyprof_sampler *s, int n)
 {
     int j = 0;
@@ -316,13 +325,16 @@ static void merge_threads(struct pyprof_sampler *s, int n)
         if (j < s->nthreads && s->threads[j].tid == r->native_tid &&
             s->threads[j].tstate == r->tstate) {
             *t = s->threads[j];
+            s->threads[j].stat_fd = -1;   /* moved to the new list */
         } else {
             memset(t, 0, sizeof(*t));
             t->tid = r->native_tid;
             t->tstate = r->tstate;
+            t->stat_fd = -1;
             thread_name(t);
         }
     }
+    forget_threads(s->threads, s->nthreads);
     struct thread_entry *tmp = s->threads;
     s->threads = s->threads_next;
     s->threads_next = tmp;
@@ -339,59 +351,70 @@ static uint32_t thread_record(struct pyprof_sampler *s, struct thread_entry *t)
     return t->record;
 }
 
+/* Is the thread on a CPU, or runnable, right now? The state letter in
+ * /proc/self/task/<tid>/stat (about 1 us to read, through an fd kept open). Its CPU clock
+ * cannot tell: read from another thread, it only moves at scheduler ticks. */
+static int thread_running(struct thread_entry *t)
+{
+    char buf[256];
+    if (t->stat_fd < 0) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/task/%d/stat", t->tid);
+        if ((t->stat_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            return 1;   /* cannot tell: take the stack as it is */
+    }
+    ssize_t n = pread(t->stat_fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 1;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');   /* the name may hold spaces and parentheses */
+    return paren == NULL || paren[1] != ' ' || paren[2] == 'R';
+}
+
 /*
- * The stack we read is a snapshot; the CPU time is a total over the interval. A thread that
- * computed and is now asleep (in time.sleep, say) must not have that CPU charged to its
- * sleeping stack. So CPU is charged only to stacks seen running: holding the GIL, or with
- * a CPU clock that moved while we walked the stack (the kernel counts a running thread's
- * time to the nanosecond; a sleeping or preempted thread's clock stands still). CPU used
- * between two such sightings is carried to the next one: nothing is lost, and idle stacks
- * never look hot.
+ * Where did the CPU a thread used since the previous tick go? The stack we read is a
+ * snapshot of one instant; the CPU time (from the thread's own clock) covers the interval.
+ *
+ * - The thread runs now (it holds the GIL, or the kernel says it is running): the CPU goes
+ *   to the stack seen now.
+ * - It is blocked now (asleep, waiting for I/O or for the GIL), yet used CPU since the last
+ *   tick: that CPU was used before it blocked, so it goes to the stack it was last seen
+ *   running (in this profile); only a thread never seen running gets it on the stack seen
+ *   now.
+ *
+ * So a thread that computes and then sleeps does not make its sleeping stack look hot, and
+ * the CPU of work that ends in a GIL wait is not handed to the code that runs after it.
+ * Wall mode charges the wall interval to the stack seen now, with [idle] when not running.
  */
 static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
                           const struct pyprof_thread_ref *ref,
                           const struct pyprof_interp_state *is, uint64_t wall)
 {
-    uint64_t before = 0, after = 0;
-    int holds_gil = is->gil_holder == t->tstate;
-    if (thread_cpu_ns(t->tid, &before) != 0)
+    uint64_t cpu = 0;
+    if (thread_cpu_ns(t->tid, &cpu) != 0)
         return;   /* the thread is gone */
     int first = t->wall_ns == 0;
+    uint64_t cpu_delta = cpu >= t->cpu_ns ? cpu - t->cpu_ns : 0;
     uint64_t wall_delta = wall - t->wall_ns;
-    t->carry_ns += before >= t->cpu_ns ? before - t->cpu_ns : 0;
-    t->cpu_ns = before;
+    uint32_t last = t->last_generation == s->generation ? t->last_stack : PYPROF_ID_NONE;
+    t->cpu_ns = cpu;
     t->wall_ns = wall;
-    if (first) {
-        t->carry_ns = 0;
+    if (first || (s->opt.mode == PYPROF_MODE_CPU && cpu_delta == 0))
+        return;   /* no baseline yet, or no CPU used since the last tick: nothing to walk */
+
+    int holds_gil = is->gil_holder == t->tstate;
+    int running = holds_gil || thread_running(t);
+    uint64_t weight = s->opt.mode == PYPROF_MODE_CPU ? cpu_delta : wall_delta;
+    if (s->opt.mode == PYPROF_MODE_CPU && !running && last != PYPROF_ID_NONE) {
+        pyprof_profile_add_to(s->profile, last, weight);
         return;
     }
-    if (s->opt.mode == PYPROF_MODE_CPU && t->carry_ns == 0)
-        return;   /* did not run since the last tick: nothing to walk */
 
     atomic_fetch_add_explicit(&s->record_samples, 1, memory_order_relaxed);
     int n = pyprof_py_walk(&s->py, &s->walk, ref, s->frames, PYPROF_MAX_DEPTH);
     int rc = n < 0 ? n : resolve_frames(s, n);
     if (rc != 0) {
         atomic_fetch_add(rc == -ELOOP ? &s->torn : &s->dropped, 1);
-        return;
-    }
-    /* A GIL holder is running Python code: no need to ask the kernel. */
-    if (holds_gil)
-        after = before;
-    else if (thread_cpu_ns(t->tid, &after) != 0)
-        return;
-    int running = holds_gil || after > before;
-    t->carry_ns += after - before;
-    t->cpu_ns = after;
-
-    uint64_t weight;
-    if (s->opt.mode == PYPROF_MODE_WALL) {
-        weight = wall_delta;
-        t->carry_ns = 0;
-    } else if (running) {
-        weight = t->carry_ns;
-        t->carry_ns = 0;
-    } else {
         return;
     }
     uint32_t flags = 0, *locs = s->locations;
@@ -403,7 +426,12 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
         *--locs = idle_location(s);
         n++;
     }
-    pyprof_profile_add(s->profile, thread_record(s, t), flags, locs, (uint32_t)n, weight);
+    uint32_t stack = pyprof_profile_add(s->profile, thread_record(s, t), flags, locs,
+                                        (uint32_t)n, weight);
+    if (running) {
+        t->last_stack = stack;
+        t->last_generation = s->generation;
+    }
 }
 
 static void tick(struct pyprof_sampler *s)
@@ -417,8 +445,10 @@ static void tick(struct pyprof_sampler *s)
         return;
     }
     qsort(s->refs, (size_t)n, sizeof(*s->refs), ref_compare);
-    if (atomic_exchange(&s->restart_baseline, 0))
+    if (atomic_exchange(&s->restart_baseline, 0)) {
+        forget_threads(s->threads, s->nthreads);
         s->nthreads = 0;
+    }
     merge_threads(s, n);
 
     uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), wall = now_ns(CLOCK_MONOTONIC);
@@ -550,6 +580,8 @@ void pyprof_sampler_destroy(struct pyprof_sampler *s)
         for (unsigned i = 0; i < CODE_CACHE_SIZE; i++)
             code_entry_clear(&s->codes[i]);
     free(s->codes);
+    if (s->threads)
+        forget_threads(s->threads, s->nthreads);
     free(s->threads);
     free(s->threads_next);
     free(s->refs);
