@@ -34,7 +34,7 @@ static struct {
     pid_t pid;                  /* the process the threads belong to */
     int running;                /* sampler and server threads exist in this process */
     int exited;                 /* atexit ran: never start again */
-    ptrdiff_t bootstrap_tid_offset;
+    ptrdiff_t main_tid_offset;  /* tid's place in the main thread's struct pthread */
 } agent;
 
 /* ---- configuration warnings: held until PYPROF_LOG is known ------------------------------ */
@@ -383,46 +383,55 @@ static int is_finalizing(void)
     return pyprof_py_interp_state(&agent.py, &is) == 0 && is.finalizing;
 }
 
-static int install_pending(void *arg)
+/* Register the hooks and start the threads. GIL held. */
+static void install(void)
 {
-    (void)arg;
     if (is_finalizing() || agent.exited)
-        return 0;
+        return;
     if (agent.py.layout.tstate_native_thread_id == PYPROF_NO_FIELD) {
+        /* 3.9/3.10: trust the tid's place in struct pthread only if the main thread and
+         * this one agree on it. */
         ptrdiff_t off = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
-        agent.py.pthread_tid_offset = off == agent.bootstrap_tid_offset ? off : -1;
+        agent.py.pthread_tid_offset = off == agent.main_tid_offset ? off : -1;
     }
     struct pyprof_hooks hooks = {on_exit_hook, before_fork_hook, after_fork_parent_hook,
                                  after_fork_child_hook};
     if (pyprof_pyapi_register_hooks(&hooks) != 0) {
         pyprof_warn("cannot register exit and fork hooks; pyprof is off");
-        return 0;
+        return;
     }
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
                                          agent.cfg.max_stacks, agent.cfg.start};
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);
     if (agent.sampler == NULL) {
         pyprof_warn("out of memory; pyprof is off");
-        return 0;
+        return;
     }
     start_threads();
-    return 0;
 }
 
-/* Wait (sleeping, never spinning) until the interpreter is initialised, then ask its main
- * thread to finish our set-up, where calling the C-API is safe. */
+/*
+ * Wait (sleeping, never spinning) until the interpreter is initialised, then take the GIL
+ * once to register the hooks and start the agent. (A pending call would run in the main
+ * thread instead, but 3.12 does not wake the main thread for a pending call added from
+ * another thread: in a single-threaded program it could wait forever.) If the interpreter
+ * is finalising by then, CPython ends this thread inside PyGILState_Ensure: it holds
+ * nothing, so that is harmless.
+ */
 static void *bootstrap_main(void *arg)
 {
     (void)arg;
-    agent.bootstrap_tid_offset = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
     struct timespec delay = {0, 1000000};
     while (!agent.api.is_initialized()) {
         nanosleep(&delay, NULL);
         if (delay.tv_nsec < 20000000)
             delay.tv_nsec += 1000000;
     }
-    while (agent.api.add_pending_call(install_pending, NULL) != 0)
-        nanosleep(&delay, NULL);   /* the queue is full: try again shortly */
+    if (is_finalizing())
+        return NULL;
+    int gil = agent.api.gil_ensure();
+    install();
+    agent.api.gil_release(gil);
     return NULL;
 }
 
@@ -447,11 +456,16 @@ static int check_interpreter(void)
     if (rc == -ENOENT)
         return rc;   /* not Python after all: stay silent */
     if (rc != 0) {
-        pyprof_warn("this Python lacks a symbol pyprof needs; pyprof is off");
+        pyprof_warn("cannot tell this Python's version; pyprof is off");
         return rc;
     }
     if (agent.api.major != 3 || agent.api.minor < 9 || agent.api.minor > 14) {
         pyprof_warn("Python %s is not supported (3.9 to 3.14 are); pyprof is off",
+                    agent.api.version);
+        return -ENOTSUP;
+    }
+    if (pyprof_pyapi_resolve(&agent.api) != 0) {
+        pyprof_warn("this Python %s lacks a symbol pyprof needs; pyprof is off",
                     agent.api.version);
         return -ENOTSUP;
     }
@@ -483,6 +497,7 @@ void pyprof_agent_start(void)
     if (check_interpreter() != 0)
         return;
     read_cmdline();
+    agent.main_tid_offset = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
     pthread_atfork(NULL, NULL, atfork_child);
     if (start_bootstrap() != 0)
         pyprof_warn("cannot start a thread; pyprof is off");

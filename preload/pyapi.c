@@ -64,9 +64,14 @@ int pyprof_pyapi_load(struct pyprof_pyapi *api)
     api->is_initialized = (int (*)(void))sym("Py_IsInitialized");
     if (api->is_initialized == NULL)
         return -ENOENT;
-    if (parse_version(api) != 0)
-        return -ENOTSUP;
+    return parse_version(api);
+}
+
+int pyprof_pyapi_resolve(struct pyprof_pyapi *api)
+{
     api->add_pending_call = (int (*)(int (*)(void *), void *))sym("Py_AddPendingCall");
+    api->gil_ensure = (int (*)(void))sym("PyGILState_Ensure");
+    api->gil_release = (void (*)(int))sym("PyGILState_Release");
     api->runtime = (uintptr_t)sym("_PyRuntime");
     api->code_type = (uintptr_t)sym("PyCode_Type");
     api->frame_type = (uintptr_t)sym("PyFrame_Type");
@@ -85,7 +90,7 @@ int pyprof_pyapi_load(struct pyprof_pyapi *api)
     py.err_clear = (void (*)(void))sym("PyErr_Clear");
     py.none = (PyObject *)sym("_Py_NoneStruct");
 
-    if (!api->add_pending_call || !api->runtime || !api->code_type || !py.import_module ||
+    if (!api->add_pending_call || !api->gil_ensure || !api->gil_release || !api->runtime || !api->code_type || !py.import_module ||
         !py.get_attr || !py.cfunction_new || !py.call || !py.tuple_new || !py.tuple_set ||
         !py.dict_new || !py.dict_set || !py.decref || !py.incref || !py.err_clear || !py.none)
         return -ENOTSUP;

@@ -3,9 +3,9 @@
  * agent never links against libpython, so that one build serves every interpreter and a
  * non-Python process never needs Python symbols.
  *
- * These are used only from the host's main thread while it holds the GIL (inside a pending
- * call or a hook the interpreter calls), never from the agent's own threads, except
- * Py_IsInitialized and Py_AddPendingCall, which need no GIL.
+ * They are used with the GIL held: by the agent's short-lived start-up thread (which takes
+ * the GIL once, with PyGILState_Ensure, to register its hooks) and inside the hooks the
+ * interpreter calls. Never by the sampler or the socket thread.
  */
 #ifndef PYPROF_PYAPI_H
 #define PYPROF_PYAPI_H
@@ -20,13 +20,19 @@ struct pyprof_pyapi {
     uintptr_t frame_type;      /* &PyFrame_Type */
     int (*is_initialized)(void);
     int (*add_pending_call)(int (*fn)(void *), void *arg);
+    int (*gil_ensure)(void);            /* PyGILState_Ensure */
+    void (*gil_release)(int state);     /* PyGILState_Release */
 };
 
-/* Find the interpreter. 0; -ENOENT when this is not a CPython process (nothing to do);
- * -ENOTSUP when it is, but a symbol pyprof needs is missing. */
+/* Find the interpreter and its version. 0; -ENOENT when this is not a CPython process
+ * (nothing to do); -ENOTSUP when its version cannot be read. */
 int pyprof_pyapi_load(struct pyprof_pyapi *api);
 
-/* C callbacks the interpreter will call in its main thread, GIL held. */
+/* Find every other symbol the agent needs (call once the version is known to be
+ * supported). 0 or -ENOTSUP when one is missing. */
+int pyprof_pyapi_resolve(struct pyprof_pyapi *api);
+
+/* C callbacks the interpreter will call with the GIL held (atexit in the main thread). */
 struct pyprof_hooks {
     void (*at_exit)(void);         /* atexit: early in finalisation */
     void (*before_fork)(void);     /* os.register_at_fork(before=) */
@@ -34,7 +40,7 @@ struct pyprof_hooks {
     void (*after_fork_child)(void);
 };
 
-/* Register the hooks with atexit and os.register_at_fork. Main thread, GIL held.
+/* Register the hooks with atexit and os.register_at_fork. GIL held.
  * Imports only built-in modules (atexit, posix) and clears any error it causes.
  * 0 or -EIO. */
 int pyprof_pyapi_register_hooks(const struct pyprof_hooks *hooks);

@@ -82,8 +82,8 @@ struct pyprof_sampler {
     const uint8_t **header_of;    /* per frame: where its code header is in `headers` */
     struct code_ref *by_address;  /* frames' code addresses, sorted */
     struct pyprof_walk_buf walk;
-    uint64_t idle_generation;
-    uint32_t idle_location;
+    uint64_t pseudo_generation;
+    uint32_t idle_location, native_location;
     uint64_t rng;
 };
 
@@ -249,16 +249,19 @@ static int resolve_frames(struct pyprof_sampler *s, int n)
     return 0;
 }
 
-static uint32_t idle_location(struct pyprof_sampler *s)
+/* Pseudo-frames: [idle] (wall mode, not running) and [native] (a thread with no Python
+ * frame, e.g. a C thread that registered with the interpreter). */
+static void pseudo_locations(struct pyprof_sampler *s)
 {
-    if (s->idle_generation != s->generation) {
-        struct pyprof_profile *p = s->profile;
-        uint32_t fn = pyprof_profile_function(p, pyprof_profile_string(p, "[idle]"),
-                                              pyprof_profile_string(p, ""), 0);
-        s->idle_location = pyprof_profile_location(p, fn, 0);
-        s->idle_generation = s->generation;
-    }
-    return s->idle_location;
+    if (s->pseudo_generation == s->generation)
+        return;
+    struct pyprof_profile *p = s->profile;
+    uint32_t empty = pyprof_profile_string(p, "");
+    s->idle_location = pyprof_profile_location(
+        p, pyprof_profile_function(p, pyprof_profile_string(p, "[idle]"), empty, 0), 0);
+    s->native_location = pyprof_profile_location(
+        p, pyprof_profile_function(p, pyprof_profile_string(p, "[native]"), empty, 0), 0);
+    s->pseudo_generation = s->generation;
 }
 
 /* ---- threads ----------------------------------------------------------------------------- */
@@ -418,12 +421,15 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
         return;
     }
     uint32_t flags = 0, *locs = s->locations;
+    pseudo_locations(s);
+    if (n == 0)
+        locs[n++] = s->native_location;
     if (holds_gil)
         flags |= PYPROF_SAMPLE_GIL | (is->gc_collecting ? PYPROF_SAMPLE_GC : 0);
     if (s->opt.mode == PYPROF_MODE_WALL && !running) {
         flags |= PYPROF_SAMPLE_IDLE;
         /* locations[] has a spare slot before it for the [idle] leaf. */
-        *--locs = idle_location(s);
+        *--locs = s->idle_location;
         n++;
     }
     uint32_t stack = pyprof_profile_add(s->profile, thread_record(s, t), flags, locs,

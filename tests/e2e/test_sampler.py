@@ -205,38 +205,61 @@ needs_protoc = pytest.mark.skipif(shutil.which("protoc") is None,
 
 # ---- 1. attribution against ground truth ----------------------------------------------------
 
-def test_cpu_attribution_matches_thread_time(env, python):
-    """Three threads run five functions (two pure-Python threads contending for the GIL,
-    one hashing with the GIL released) and measure each call's CPU with
-    time.thread_time(). In cpu mode, each function's share of the profile (the values of
+ATTRIBUTION = {
+    "pure": {"spin_alpha", "spin_beta", "spin_gamma"},
+    "mixed": {"spin_alpha", "spin_beta", "spin_gamma", "hash_delta", "spin_epsilon"},
+}
+
+
+@pytest.mark.parametrize("variant", ["pure", "mixed"])
+def test_cpu_attribution_matches_thread_time(env, python, variant):
+    """Threads run functions in fixed proportions and measure each call's CPU with
+    time.thread_time(): "pure", two pure-Python threads contending for the GIL (three
+    functions); "mixed", plus a third thread alternating between hashing with the GIL
+    released (hash_delta) and pure Python (spin_epsilon), so that the machine's two CPUs
+    are oversubscribed. In cpu mode, each function's share of the profile (the values of
     the stacks that contain it) is within 5 percentage points of its measured share of
     the CPU: weights are CPU time, charged to the function that used it."""
-    proc, measured = start(env, python, "sampler_attribution.py", [2.5], PYPROF_INTERVAL="1ms")
+    proc, measured = start(env, python, "sampler_attribution.py", [variant, 2.5],
+                           PYPROF_INTERVAL="1ms")
     stacks = stop_and_dump(env, proc.pid, "--functions")
     finish(proc)
-    assert set(measured) == {"spin_alpha", "spin_beta", "spin_gamma", "hash_delta",
-                             "spin_epsilon"}, measured
+    assert set(measured) == ATTRIBUTION[variant], measured
     profiled = {f: weight_with(stacks, f) for f in measured}
     total_measured, total_profiled = sum(measured.values()), sum(profiled.values())
     assert total_profiled > 0, stacks
     report = {f: (round(100 * measured[f] / total_measured, 1),
                   round(100 * profiled[f] / total_profiled, 1)) for f in measured}
     for f, (want, got) in report.items():
-        assert abs(want - got) <= 5.0, f"{f}: measured {want}% profiled {got}% (all: {report})"
+        assert abs(want - got) <= 5.0, \
+            f"{f}: measured {want}% profiled {got}% (all, measured vs profiled: {report})"
 
 
 # ---- 2. sleeping threads: absent in cpu mode, [idle] in wall mode ---------------------------
 
+_RUNS = {}
+
+
+def shared_run(key, run):
+    """Several tests check different things of one run of a workload: run it once per
+    key (interpreter, workload, settings) and hand every test the same result."""
+    if key not in _RUNS:
+        _RUNS[key] = run()
+    return _RUNS[key]
+
+
 def idle_profile(env, python, mode, tmp_path):
-    proc, ids = start(env, python, "sampler_idle.py", marker="READY",
-                      PYPROF_INTERVAL="2ms", PYPROF_MODE=mode)
-    env.ctl("reset", proc.pid)
-    time.sleep(2.0)
-    env.ctl("stop", proc.pid)
-    stacks = env.dump(proc.pid)
-    pprof = dump_pprof(env, proc.pid, tmp_path) if shutil.which("protoc") else None
-    finish(proc)
-    return stacks, pprof, ids
+    def run():
+        proc, ids = start(env, python, "sampler_idle.py", marker="READY",
+                          PYPROF_INTERVAL="2ms", PYPROF_MODE=mode)
+        env.ctl("reset", proc.pid)
+        time.sleep(2.0)
+        env.ctl("stop", proc.pid)
+        stacks = env.dump(proc.pid)
+        pprof = dump_pprof(env, proc.pid, tmp_path) if shutil.which("protoc") else None
+        finish(proc)
+        return stacks, pprof, ids
+    return shared_run((python, "idle", mode), run)
 
 
 def test_sleeping_thread_is_absent_in_cpu_mode(env, python, tmp_path):
@@ -252,9 +275,8 @@ def test_sleeping_thread_is_absent_in_cpu_mode(env, python, tmp_path):
 
 def test_sleeping_thread_is_idle_in_wall_mode(env, python, tmp_path):
     """wall mode: the sleeping thread is present, every one of its stacks ends with the
-    [idle] pseudo-frame right under sleeper() (its samples carry the `idle` label in
-    pprof), and the busy thread is mostly not idle."""
-    stacks, pprof, ids = idle_profile(env, python, "wall", tmp_path)
+    [idle] pseudo-frame right under sleeper(), and the busy thread is mostly not idle."""
+    stacks, _, _ = idle_profile(env, python, "wall", tmp_path)
     sleeper = {s: v for s, v in stacks.items()
                if any(short_name(n) == "sleeper" for n, _, _ in frames_of(s))}
     assert sleeper, stacks
@@ -265,12 +287,19 @@ def test_sleeping_thread_is_idle_in_wall_mode(env, python, tmp_path):
             if any(short_name(n) == "busy" for n, _, _ in frames_of(s))}
     busy_idle = sum(v for s, v in busy.items() if s.endswith("[idle]"))
     assert sum(busy.values()) - busy_idle > busy_idle, busy
-    if pprof is not None:
-        samples = [s for s in pprof.samples if any(short_name(n) == "sleeper" for n in s["names"])]
-        assert samples
-        for s in samples:
-            assert s["names"][0] == "[idle]" and s["labels"].get("idle") == 1, s
-            assert s["labels"].get("thread_id") == ids["sleeper"], s
+
+
+@needs_protoc
+def test_idle_label_in_wall_mode(env, python, tmp_path):
+    """wall mode, pprof: the sleeping thread's samples have the [idle] leaf and carry the
+    `idle` label and the sleeper's own thread_id (same run as the test above)."""
+    _, pprof, ids = idle_profile(env, python, "wall", tmp_path)
+    samples = [s for s in pprof.samples if any(short_name(n) == "sleeper" for n in s["names"])]
+    assert samples
+    for s in samples:
+        assert s["names"][0] == "[idle]", s
+        assert s["labels"].get("idle") == 1, s
+        assert s["labels"].get("thread_id") == ids["sleeper"], s
 
 
 # ---- 3. GIL-free C code ---------------------------------------------------------------------
@@ -298,23 +327,52 @@ def test_hashing_thread_is_attributed_to_its_function(env, python):
 
 # ---- 4. deep recursion ----------------------------------------------------------------------
 
-def test_deep_recursion_is_captured_whole(env, python):
-    """A 600-deep recursion is recorded whole: some stack holds all 601 frames of
-    recurse(), and every stack that reaches the leaf spin_bottom() has exactly 601 of
-    them (a stack is never cut short or partly read)."""
-    proc, result = start(env, python, "sampler_recursion.py", [600, 2.0], PYPROF_INTERVAL="2ms")
-    stacks = stop_and_dump(env, proc.pid, "--functions")
-    status = env.status(proc.pid)
-    finish(proc)
+def recursion_profile(env, python):
+    def run():
+        proc, result = start(env, python, "sampler_recursion.py", [600, 2.0],
+                             PYPROF_INTERVAL="2ms")
+        stacks = stop_and_dump(env, proc.pid, "--functions")
+        status = env.status(proc.pid)
+        finish(proc)
+        return stacks, status, result
+    return shared_run((python, "recursion"), run)
+
+
+def recurse_depths(stacks):
+    """{number of recurse() frames: weight} over the stacks whose leaf is spin_bottom()."""
     depths = {}
     for s, v in stacks.items():
         names = [short_name(n) for n, _, _ in frames_of(s)]
         if names[-1] == "spin_bottom":
             depths[names.count("recurse")] = depths.get(names.count("recurse"), 0) + v
+    return depths
+
+
+def test_deep_recursion_is_captured_whole(env, python):
+    """A 600-deep recursion is recorded whole: some stack holds all 601 frames of
+    recurse(), at least 90% of the leaf spin_bottom()'s weight is in such whole stacks,
+    and nothing was counted as truncated."""
+    stacks, status, result = recursion_profile(env, python)
+    depths = recurse_depths(stacks)
     assert depths, (status, list(stacks)[:5])
-    assert max(depths) >= 600
-    assert set(depths) == {result["frames"]}, depths
+    assert max(depths) >= 600, depths
+    assert depths.get(result["frames"], 0) >= 0.9 * sum(depths.values()), depths
     assert status["truncated"] == 0, status
+
+
+def test_deep_recursion_has_no_impossible_stacks(env, python):
+    """The same run: no recorded stack is one the program never had. spin_bottom() only
+    runs at the bottom of the full recursion, so every stack ending in it has exactly 601
+    recurse() frames (never fewer, never more), and every stack of this single-threaded
+    program starts at <module>. A stack read while the program unwinds must be dropped
+    (counted as torn), not recorded as something else."""
+    stacks, status, result = recursion_profile(env, python)
+    depths = recurse_depths(stacks)
+    wrong = {d: v for d, v in depths.items() if d != result["frames"]}
+    assert not wrong, f"stacks ending in spin_bottom with a recurse() count other than " \
+                      f"{result['frames']}: {wrong} (us); status: {status}"
+    rootless = [s for s in stacks if frames_of(s)[0][0] != "<module>"]
+    assert not rootless, [s[:300] for s in rootless[:5]]
 
 
 # ---- 5. names -------------------------------------------------------------------------------
@@ -341,6 +399,7 @@ def test_names_of_every_kind_of_code(env, python):
     proc, names = start(env, python, "sampler_names.py", [2.5], PYPROF_INTERVAL="2ms")
     env.ctl("stop", proc.pid)
     raw = env.ctl("dump", proc.pid, text=False).stdout
+    status = env.status(proc.pid)
     finish(proc)
     expected = expected_names(version_of(python))
     assert names == expected, names
@@ -354,16 +413,18 @@ def test_names_of_every_kind_of_code(env, python):
             if short_name(leaf) == "spin" and file == path:
                 callers.add(name)
     missing = {kind: name for kind, name in expected.items() if name not in callers}
-    assert not missing, f"not found as callers of spin: {missing}; callers: {sorted(callers)}"
+    assert not missing, f"not found as callers of spin: {missing}; callers: " \
+                        f"{sorted(callers)}; status: {status}"
 
 
 # ---- 6. line numbers ------------------------------------------------------------------------
 
 def test_line_numbers_match_source_and_traceback(env, python):
     """The hot loop of hot() sits on one line (found by the workload from a marker
-    comment): nearly all of hot()'s leaf weight is reported at that line. The callers'
+    comment): at least 90% of hot()'s leaf weight is reported at that line. The callers'
     frames (middle, outer with a call spread over two lines, main, <module>) are reported
-    at the very lines traceback.extract_stack() gives for them."""
+    at the very lines traceback.extract_stack() gives for them, in at least 99% of the
+    weight: a sample read just as a call returns may rarely be torn, but never more."""
     proc, result = start(env, python, "sampler_lines.py", [2.0], PYPROF_INTERVAL="1ms")
     stacks = stop_and_dump(env, proc.pid)
     finish(proc)
@@ -371,19 +432,20 @@ def test_line_numbers_match_source_and_traceback(env, python):
     hot_line, call_sites = result["hot_line"], result["call_sites"]
     assert {"middle", "outer", "main", "<module>"} <= set(call_sites), call_sites
     at_line = {}
-    wrong_callers = []
+    wrong_callers = {}
     for s, v in stacks.items():
         frames = frames_of(s)
         if short_name(frames[-1][0]) != "hot" or frames[-1][1] != path:
             continue
         at_line[frames[-1][2]] = at_line.get(frames[-1][2], 0) + v
-        for name, file, line in frames[:-1]:
-            if file == path and short_name(name) in call_sites and \
-                    line != call_sites[short_name(name)]:
-                wrong_callers.append((name, line, call_sites[short_name(name)], s))
+        if any(file == path and short_name(name) in call_sites and
+               line != call_sites[short_name(name)] for name, file, line in frames[:-1]):
+            wrong_callers[s] = v
+    total = sum(at_line.values())
     assert at_line, list(stacks)[:5]
-    assert at_line.get(hot_line, 0) >= 0.9 * sum(at_line.values()), (hot_line, at_line)
-    assert not wrong_callers, wrong_callers[:5]
+    assert at_line.get(hot_line, 0) >= 0.9 * total, (hot_line, at_line)
+    assert sum(wrong_callers.values()) <= 0.01 * total, \
+        (call_sites, total, list(wrong_callers.items())[:5])
 
 
 # ---- 7. thread churn ------------------------------------------------------------------------

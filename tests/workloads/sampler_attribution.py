@@ -2,9 +2,9 @@
 measure the CPU time of each call with time.thread_time(). At the end the measured CPU per
 function is printed as JSON (RESULT {...}) and the process waits on stdin, still profiled.
 
-Threads: one runs spin_alpha and spin_beta (1:3 by work), one runs spin_gamma, one hashes
-in hash_delta (hashlib releases the GIL, so it runs beside the others) and spins in
-spin_epsilon. Usage: sampler_attribution.py [SECONDS]
+Threads: one runs spin_alpha and spin_beta (1:3 by work), one runs spin_gamma; with
+"mixed", a third one hashes in hash_delta (hashlib releases the GIL, so it runs beside the
+others) and spins in spin_epsilon. Usage: sampler_attribution.py pure|mixed [SECONDS]
 """
 import hashlib
 import json
@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 
-DURATION = float(sys.argv[1]) if len(sys.argv) > 1 else 2.5
+MIXED = sys.argv[1] == "mixed"
+DURATION = float(sys.argv[2]) if len(sys.argv) > 2 else 2.5
 measured = {}
 measured_lock = threading.Lock()
 
@@ -79,7 +80,7 @@ def worker_three(deadline):
 def main():
     deadline = time.monotonic() + DURATION
     threads = [threading.Thread(target=w, args=(deadline,), name=w.__name__)
-               for w in (worker_one, worker_two, worker_three)]
+               for w in (worker_one, worker_two) + ((worker_three,) if MIXED else ())]
     for t in threads:
         t.start()
     for t in threads:
