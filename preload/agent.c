@@ -34,7 +34,9 @@ static struct {
     pid_t pid;                  /* the process the threads belong to */
     int running;                /* sampler and server threads exist in this process */
     int exited;                 /* atexit ran: never start again */
-    ptrdiff_t main_tid_offset;  /* tid's place in the main thread's struct pthread */
+    ptrdiff_t bootstrap_tid_offset;   /* tid's place in struct pthread, seen from the
+                                         start-up thread */
+    _Atomic int installed;            /* the pending call has run */
 } agent;
 
 /* ---- configuration warnings: held until PYPROF_LOG is known ------------------------------ */
@@ -383,55 +385,64 @@ static int is_finalizing(void)
     return pyprof_py_interp_state(&agent.py, &is) == 0 && is.finalizing;
 }
 
-/* Register the hooks and start the threads. GIL held. */
-static void install(void)
+/* Register the hooks and start the threads. Main thread, GIL held, in a pending call. */
+static int install_pending(void *arg)
 {
+    (void)arg;
+    atomic_store(&agent.installed, 1);
     if (is_finalizing() || agent.exited)
-        return;
+        return 0;
     if (agent.py.layout.tstate_native_thread_id == PYPROF_NO_FIELD) {
         /* 3.9/3.10: trust the tid's place in struct pthread only if the main thread and
-         * this one agree on it. */
+         * the start-up thread agree on it. */
         ptrdiff_t off = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
-        agent.py.pthread_tid_offset = off == agent.main_tid_offset ? off : -1;
+        agent.py.pthread_tid_offset = off == agent.bootstrap_tid_offset ? off : -1;
     }
     struct pyprof_hooks hooks = {on_exit_hook, before_fork_hook, after_fork_parent_hook,
                                  after_fork_child_hook};
     if (pyprof_pyapi_register_hooks(&hooks) != 0) {
         pyprof_warn("cannot register exit and fork hooks; pyprof is off");
-        return;
+        return 0;
     }
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
                                          agent.cfg.max_stacks, agent.cfg.start};
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);
     if (agent.sampler == NULL) {
         pyprof_warn("out of memory; pyprof is off");
-        return;
+        return 0;
     }
     start_threads();
+    return 0;
 }
 
 /*
- * Wait (sleeping, never spinning) until the interpreter is initialised, then take the GIL
- * once to register the hooks and start the agent. (A pending call would run in the main
- * thread instead, but 3.12 does not wake the main thread for a pending call added from
- * another thread: in a single-threaded program it could wait forever.) If the interpreter
- * is finalising by then, CPython ends this thread inside PyGILState_Ensure: it holds
- * nothing, so that is harmless.
+ * Wait (sleeping, never spinning) until the interpreter is initialised, then ask its main
+ * thread to finish the set-up in a pending call, where calling the C-API is safe.
+ *
+ * A pending call added from another thread does not always wake the main thread: CPython
+ * decides whether to set its "eval breaker" in the calling thread, and from any thread but
+ * the main one (3.12), or depending on timing (3.9-3.11), it may not; a busy main thread
+ * then never looks at its pending calls. Taking the GIL once (and giving it straight back)
+ * makes the main thread drop it at its next check, which also makes it run its pending
+ * calls. If the interpreter finalises meanwhile, CPython ends this thread inside
+ * PyGILState_Ensure: it holds nothing, so that is harmless.
  */
 static void *bootstrap_main(void *arg)
 {
     (void)arg;
+    agent.bootstrap_tid_offset = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
     struct timespec delay = {0, 1000000};
     while (!agent.api.is_initialized()) {
         nanosleep(&delay, NULL);
         if (delay.tv_nsec < 20000000)
             delay.tv_nsec += 1000000;
     }
-    if (is_finalizing())
-        return NULL;
-    int gil = agent.api.gil_ensure();
-    install();
-    agent.api.gil_release(gil);
+    while (agent.api.add_pending_call(install_pending, NULL) != 0)
+        nanosleep(&delay, NULL);   /* the queue is full: try again shortly */
+    if (!atomic_load(&agent.installed) && !is_finalizing()) {
+        int gil = agent.api.gil_ensure();
+        agent.api.gil_release(gil);
+    }
     return NULL;
 }
 
@@ -497,7 +508,6 @@ void pyprof_agent_start(void)
     if (check_interpreter() != 0)
         return;
     read_cmdline();
-    agent.main_tid_offset = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
     pthread_atfork(NULL, NULL, atfork_child);
     if (start_bootstrap() != 0)
         pyprof_warn("cannot start a thread; pyprof is off");

@@ -3,9 +3,10 @@
  * agent never links against libpython, so that one build serves every interpreter and a
  * non-Python process never needs Python symbols.
  *
- * They are used with the GIL held: by the agent's short-lived start-up thread (which takes
- * the GIL once, with PyGILState_Ensure, to register its hooks) and inside the hooks the
- * interpreter calls. Never by the sampler or the socket thread.
+ * They are used only from the host's main thread while it holds the GIL (inside a pending
+ * call or a hook the interpreter calls), never from the agent's own threads, except
+ * Py_IsInitialized and Py_AddPendingCall, which need no GIL, and one GIL round trip by the
+ * start-up thread (see agent.c).
  */
 #ifndef PYPROF_PYAPI_H
 #define PYPROF_PYAPI_H

@@ -1,6 +1,6 @@
 """A thread blocked in one long time.sleep beside a pure-Python busy thread. Prints
 READY {...} once the sleeper is asleep, then waits on stdin (the busy thread spins until
-then). Usage: sampler_idle.py"""
+then, and is joined; the sleeper is a daemon, asleep at exit). Usage: sampler_idle.py"""
 import json
 import sys
 import threading
@@ -30,13 +30,15 @@ def busy():
 
 def main():
     threading.Thread(target=sleeper, daemon=True).start()
-    threading.Thread(target=busy, daemon=True).start()
+    worker = threading.Thread(target=busy)
+    worker.start()
     while len(ids) < 2:
         time.sleep(0.01)
     time.sleep(0.3)   # the sleeper is in time.sleep by now
     print("READY " + json.dumps(ids), flush=True)
     sys.stdin.readline()
     stop.set()
+    worker.join()
 
 
 if __name__ == "__main__":
