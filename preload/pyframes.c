@@ -137,7 +137,11 @@ int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_sta
 void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
 {
     free(buf->chunk);
+    free(buf->seen);
+    free(buf->verify);
     buf->chunk = NULL;
+    buf->seen = NULL;
+    buf->verify = NULL;
     buf->chunk_cap = 0;
 }
 
@@ -219,16 +223,87 @@ static int skip_owner(const struct pyprof_py_layout *L, const uint8_t *f)
     return owner == L->frame_owner_cstack || owner == L->frame_owner_interpreter;
 }
 
+/* 3.9/3.10: a frame object in a live chain has the frame type and a reference count. A
+ * frame that was freed while we walked (onto a code object's "zombie" slot or the free
+ * list, which is linked through f_back) has a count of zero: following it would splice
+ * stale frames into the stack. */
+static int live_frame_object(const struct pyprof_py *py, const uint8_t *f)
+{
+    ptrdiff_t refcnt;
+    memcpy(&refcnt, f, sizeof(refcnt));   /* ob_refcnt is the first field of every object */
+    if (refcnt <= 0 || refcnt > ((ptrdiff_t)1 << 40))
+        return 0;
+    return py->frame_type == 0 || load_ptr(f, py->layout.object_type) == py->frame_type;
+}
+
+/* The thread's innermost frame, read again now. */
+static int current_frame(const struct pyprof_py *py, uintptr_t tstate, uintptr_t *frame)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    int rc = pyprof_saferead(frame, tstate + (uintptr_t)L->tstate_frame, sizeof(*frame));
+    if (rc == 0 && L->cframe_current_frame != PYPROF_NO_FIELD && *frame != 0)
+        rc = pyprof_saferead(frame, *frame + (uintptr_t)L->cframe_current_frame, sizeof(*frame));
+    return rc;
+}
+
+#define VERIFY_BATCH 512
+
+/* Frames read one by one (all of them on 3.9/3.10; those outside the copied chunk on
+ * 3.11+) can belong to different moments. Read them all again in one call: if any frame's
+ * link or code changed, or the innermost frame is no longer the one we started from, the
+ * stack moved under us and the walk is thrown away (-ELOOP: torn). */
+static int check_torn(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                      const struct pyprof_thread_ref *thread, uintptr_t top, int nseen)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    size_t size = L->frame_read_size;
+    struct iovec local[VERIFY_BATCH], remote[VERIFY_BATCH];
+    uintptr_t now;
+    int rc;
+    for (int start = 0; start < nseen; start += VERIFY_BATCH) {
+        int count = nseen - start < VERIFY_BATCH ? nseen - start : VERIFY_BATCH;
+        for (int i = 0; i < count; i++) {
+            local[i].iov_base = buf->verify + (size_t)i * size;
+            local[i].iov_len = size;
+            remote[i].iov_base = (void *)buf->seen[start + i].addr;
+            remote[i].iov_len = size;
+        }
+        if ((rc = pyprof_saferead_many(local, remote, count)) != 0)
+            return -ELOOP;
+        for (int i = 0; i < count; i++) {
+            const uint8_t *f = buf->verify + (size_t)i * size;
+            const struct pyprof_seen_frame *was = &buf->seen[start + i];
+            if (load_ptr(f, L->frame_back) != was->back || load_ptr(f, L->frame_code) != was->code)
+                return -ELOOP;
+        }
+    }
+    if ((rc = current_frame(py, thread->tstate, &now)) != 0)
+        return rc;
+    return now == top ? 0 : -ELOOP;
+}
+
+static int ensure_verify(const struct pyprof_py *py, struct pyprof_walk_buf *buf)
+{
+    if (buf->seen == NULL)
+        buf->seen = malloc(PYPROF_MAX_DEPTH * 2 * sizeof(*buf->seen));
+    if (buf->verify == NULL)
+        buf->verify = malloc(VERIFY_BATCH * py->layout.frame_read_size);
+    return buf->seen && buf->verify ? 0 : -ENOMEM;
+}
+
 int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                    const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max)
 {
     const struct pyprof_py_layout *L = &py->layout;
     uint8_t fb[FRAME_BLOCK];
-    uintptr_t frame, lo, hi;
-    int rc, n = 0, steps = 0;
+    uintptr_t frame, top, lo, hi;
+    int rc, n = 0, steps = 0, nseen = 0;
 
+    if ((rc = ensure_verify(py, buf)) != 0)
+        return rc;
     if ((rc = first_frame(py, buf, thread, &frame, &lo, &hi)) != 0)
         return rc;
+    top = frame;
 
     while (frame != 0) {
         const uint8_t *f = fb;
@@ -238,15 +313,17 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
             f = buf->chunk + (frame - lo);
         else if ((rc = pyprof_saferead(fb, frame, L->frame_read_size)) != 0)
             return rc;
-        if (L->frame_kind == PYPROF_FRAME_OBJECT && py->frame_type != 0 &&
-            load_ptr(f, L->object_type) != py->frame_type)
+        else
+            buf->seen[nseen++] = (struct pyprof_seen_frame){
+                frame, load_ptr(fb, L->frame_back), load_ptr(fb, L->frame_code)};
+        if (L->frame_kind == PYPROF_FRAME_OBJECT && !live_frame_object(py, f))
             return -ELOOP;
         uintptr_t back = load_ptr(f, L->frame_back);
         if (back == frame)
             return -ELOOP;
         if (!skip_owner(L, f)) {
             if (n == max)
-                return n;   /* deeper than we keep: the innermost frames are recorded */
+                break;   /* deeper than we keep: the innermost frames are recorded */
             uintptr_t code = load_ptr(f, L->frame_code) & L->frame_code_mask;
             out[n].code = code;
             out[n].offset = frame_offset(L, f, code);
@@ -254,6 +331,8 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         }
         frame = back;
     }
+    if (nseen > 0 && (rc = check_torn(py, buf, thread, top, nseen)) != 0)
+        return rc;
     return n;
 }
 

@@ -53,6 +53,10 @@ int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_stat
 int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_state *is,
                       struct pyprof_thread_ref *out, int max);
 
+struct pyprof_seen_frame {
+    uintptr_t addr, back, code;
+};
+
 struct pyprof_raw_frame {
     uintptr_t code;   /* code object address (not yet validated) */
     int offset;       /* byte offset of the current instruction; -1 when unknown */
@@ -62,14 +66,17 @@ struct pyprof_raw_frame {
 struct pyprof_walk_buf {
     uint8_t *chunk;       /* copy of the thread's current data-stack chunk (3.11+) */
     size_t chunk_cap;
+    struct pyprof_seen_frame *seen;   /* frames read one by one, to verify (see walk) */
+    uint8_t *verify;                  /* scratch for re-reading them */
 };
 void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
 
 /*
  * Walk a thread's frames, innermost first, into out[0..max). Returns the number of frames,
- * or -EFAULT (memory gone), -ELOOP (cycle or depth past max: the stack was torn).
+ * or -EFAULT (memory gone), -ENOMEM, -ELOOP (the stack was torn: it moved while we read it).
  * On 3.11+ the thread's current data-stack chunk is copied in one read and frames inside
- * it are walked from that copy.
+ * it are walked from that copy. Frames read one by one are read again, all in one call, at
+ * the end: if any changed, or the innermost frame did, the walk is thrown away.
  */
 int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                    const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max);
