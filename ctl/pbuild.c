@@ -1,5 +1,7 @@
 #include "pbuild.h"
 
+#include "pprof_find.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -281,43 +283,16 @@ void pyprof_pbuild_free_profile(Perftools__Profiles__Profile *p)
 
 /* ---- merging ------------------------------------------------------------------------------ */
 
-static const char *src_str(const Perftools__Profiles__Profile *p, int64_t i)
-{
-    return i >= 0 && (uint64_t)i < p->n_string_table ? p->string_table[i] : NULL;
-}
-
-static const Perftools__Profiles__Function *src_function(const Perftools__Profiles__Profile *p,
-                                                         uint64_t id)
-{
-    if (id >= 1 && id <= p->n_function && p->function[id - 1]->id == id)
-        return p->function[id - 1];
-    for (size_t i = 0; i < p->n_function; i++)
-        if (p->function[i]->id == id)
-            return p->function[i];
-    return NULL;
-}
-
-static const Perftools__Profiles__Location *src_location(const Perftools__Profiles__Profile *p,
-                                                         uint64_t id)
-{
-    if (id >= 1 && id <= p->n_location && p->location[id - 1]->id == id)
-        return p->location[id - 1];
-    for (size_t i = 0; i < p->n_location; i++)
-        if (p->location[i]->id == id)
-            return p->location[i];
-    return NULL;
-}
-
 /* Translate one source location (its innermost line: pyprof never inlines) to ours. */
 static uint64_t copy_location(struct pyprof_pbuild *b, const Perftools__Profiles__Profile *src,
                               uint64_t id)
 {
-    const Perftools__Profiles__Location *loc = src_location(src, id);
+    const Perftools__Profiles__Location *loc = pyprof_pprof_location(src, id);
     if (loc == NULL || loc->n_line == 0)
         return 0;
-    const Perftools__Profiles__Function *fn = src_function(src, loc->line[0]->function_id);
-    const char *name = fn ? src_str(src, fn->name) : NULL;
-    const char *file = fn ? src_str(src, fn->filename) : NULL;
+    const Perftools__Profiles__Function *fn = pyprof_pprof_function(src, loc->line[0]->function_id);
+    const char *name = fn ? pyprof_pprof_string(src, fn->name) : NULL;
+    const char *file = fn ? pyprof_pprof_string(src, fn->filename) : NULL;
     if (name == NULL || file == NULL)
         return 0;
     return pyprof_pbuild_location(b, name, file, fn->start_line, loc->line[0]->line);
@@ -339,8 +314,8 @@ static int copy_sample(struct pyprof_pbuild *b, const Perftools__Profiles__Profi
     if (root)
         locs[n - 1] = root;
     for (size_t i = 0; rc == 0 && i < s->n_label; i++) {
-        labels[i].key = src_str(src, s->label[i]->key);
-        labels[i].str = s->label[i]->str ? src_str(src, s->label[i]->str) : NULL;
+        labels[i].key = pyprof_pprof_string(src, s->label[i]->key);
+        labels[i].str = s->label[i]->str ? pyprof_pprof_string(src, s->label[i]->str) : NULL;
         labels[i].num = s->label[i]->num;
         if (labels[i].key == NULL)
             rc = -EINVAL;

@@ -1,5 +1,7 @@
 #include "speedscope.h"
 
+#include "pprof_find.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
@@ -15,35 +17,13 @@ struct ctx {
 
 static const char *str(const struct ctx *c, int64_t i)
 {
-    return i >= 0 && (uint64_t)i < c->p->n_string_table ? c->p->string_table[i] : NULL;
-}
-
-/* pprof ids are not indexes: find by id (our own profiles number them densely from 1,
- * so try that first). */
-static const Perftools__Profiles__Location *find_location(const struct ctx *c, uint64_t id)
-{
-    if (id >= 1 && id <= c->p->n_location && c->p->location[id - 1]->id == id)
-        return c->p->location[id - 1];
-    for (size_t i = 0; i < c->p->n_location; i++)
-        if (c->p->location[i]->id == id)
-            return c->p->location[i];
-    return NULL;
-}
-
-static const Perftools__Profiles__Function *find_function(const struct ctx *c, uint64_t id)
-{
-    if (id >= 1 && id <= c->p->n_function && c->p->function[id - 1]->id == id)
-        return c->p->function[id - 1];
-    for (size_t i = 0; i < c->p->n_function; i++)
-        if (c->p->function[i]->id == id)
-            return c->p->function[i];
-    return NULL;
+    return pyprof_pprof_string(c->p, i);
 }
 
 /* Index of the frame for one pprof line in the shared table, added if new; -1 if invalid. */
 static json_int_t frame_for(struct ctx *c, const Perftools__Profiles__Line *line)
 {
-    const Perftools__Profiles__Function *fn = find_function(c, line->function_id);
+    const Perftools__Profiles__Function *fn = pyprof_pprof_function(c->p, line->function_id);
     const char *name = fn ? str(c, fn->name) : NULL, *file = fn ? str(c, fn->filename) : NULL;
     if (name == NULL || file == NULL)
         return -1;
@@ -99,7 +79,7 @@ static int add_sample(struct ctx *c, const Perftools__Profiles__Sample *s)
         return 0;
     json_t *stack = json_array();
     for (size_t i = s->n_location_id; i-- > 0;) {   /* speedscope wants the root first */
-        const Perftools__Profiles__Location *loc = find_location(c, s->location_id[i]);
+        const Perftools__Profiles__Location *loc = pyprof_pprof_location(c->p, s->location_id[i]);
         if (loc == NULL) {
             json_decref(stack);
             return -EINVAL;
