@@ -286,14 +286,14 @@ static int cmd_reset(int argc, char **argv)
 struct output_args {
     const char *path;
     enum pyprof_format format;
-    struct pyprof_collapsed_options collapsed;
+    struct pyprof_render_options render;
     int reset, all;
     const char *match;
     uint64_t duration_ns;
 };
 
 enum { OPT_FUNCTIONS = 256, OPT_THREADS, OPT_SAMPLES, OPT_RESET, OPT_ALL, OPT_MATCH,
-       OPT_DURATION };
+       OPT_DURATION, OPT_ICICLE };
 
 enum { ARGS_RUN, ARGS_DUMP, ARGS_CONVERT };
 
@@ -307,6 +307,7 @@ static const struct option output_options[] = {
     {"all", no_argument, NULL, OPT_ALL},
     {"match", required_argument, NULL, OPT_MATCH},
     {"duration", required_argument, NULL, OPT_DURATION},
+    {"icicle", no_argument, NULL, OPT_ICICLE},
     {NULL, 0, NULL, 0},
 };
 
@@ -325,9 +326,10 @@ static int parse_output_args(int argc, char **argv, struct output_args *a, int w
         switch (c) {
         case 'o': a->path = optarg; break;
         case 'f': format = optarg; break;
-        case OPT_FUNCTIONS: a->collapsed.functions = 1; break;
-        case OPT_THREADS: a->collapsed.threads = 1; break;
-        case OPT_SAMPLES: a->collapsed.samples = 1; break;
+        case OPT_FUNCTIONS: a->render.stacks.functions = 1; break;
+        case OPT_THREADS: a->render.stacks.threads = 1; break;
+        case OPT_SAMPLES: a->render.stacks.samples = 1; break;
+        case OPT_ICICLE: a->render.icicle = 1; break;
         case OPT_RESET:
         case OPT_ALL:
         case OPT_MATCH:
@@ -352,7 +354,7 @@ static int parse_output_args(int argc, char **argv, struct output_args *a, int w
     }
     a->format = format ? pyprof_format_by_name(format) : pyprof_format_by_path(a->path);
     if (a->format == 0)
-        return usage_error("unknown format '%s' (collapsed, pprof, pprof-raw, speedscope)",
+        return usage_error("unknown format '%s' (collapsed, pprof, pprof-raw, speedscope, svg)",
                            format), -1;
     if (a->match && !a->all)
         return usage_error("--match goes with --all"), -1;
@@ -386,7 +388,7 @@ static void profile_for(uint64_t ns, const char *what)
 static int write_profile(const Perftools__Profiles__Profile *p, const struct output_args *a)
 {
     char err[512];
-    if (pyprof_output_write(p, a->format, &a->collapsed, a->path, err, sizeof(err)) != 0) {
+    if (pyprof_output_write(p, a->format, &a->render, a->path, err, sizeof(err)) != 0) {
         fprintf(stderr, "pyprofctl: %s\n", err);
         return 1;
     }
@@ -634,7 +636,7 @@ static int cmd_run(int argc, char **argv)
                             "program?\n", err);
             status = status ? status : 1;
         } else {
-            if (pyprof_output_write(p, a.format, &a.collapsed, a.path, err, sizeof(err)) != 0) {
+            if (pyprof_output_write(p, a.format, &a.render, a.path, err, sizeof(err)) != 0) {
                 fprintf(stderr, "pyprofctl: %s\n", err);
                 status = status ? status : 1;
             } else {
@@ -652,11 +654,12 @@ static int cmd_run(int argc, char **argv)
 #define OUTPUT_HELP                                                                           \
     "  -o, --output FILE   write there instead of stdout; the format follows the extension\n"  \
     "                      (.pb.gz/.pprof: pprof; .pb: raw pprof; .json: speedscope;\n"     \
-    "                      anything else: collapsed)\n"                                     \
-    "  -f, --format NAME   collapsed (default), pprof, pprof-raw, speedscope\n"                 \
-    "      --functions     collapsed: one frame per function (no line numbers)\n"              \
-    "      --threads       collapsed: a root frame per thread\n"                               \
-    "      --samples       collapsed: sample counts instead of microseconds\n"
+    "                      .svg: interactive flamegraph; anything else: collapsed)\n"      \
+    "  -f, --format NAME   collapsed (default), pprof, pprof-raw, speedscope, svg\n"            \
+    "      --functions     one frame per function (no line numbers)\n"                        \
+    "      --threads       a root frame per thread\n"                                         \
+    "      --samples       sample counts instead of microseconds\n"                           \
+    "      --icicle        svg: draw top-down, root at the top\n"
 
 static const struct command commands[] = {
     {"list", cmd_list, "list [--json]",

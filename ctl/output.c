@@ -6,6 +6,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "flamegraph.h"
 #include "folded.h"
 #include "speedscope.h"
 
@@ -25,6 +26,8 @@ enum pyprof_format pyprof_format_by_name(const char *name)
         return PYPROF_FORMAT_PPROF_RAW;
     if (strcmp(name, "speedscope") == 0)
         return PYPROF_FORMAT_SPEEDSCOPE;
+    if (strcmp(name, "svg") == 0 || strcmp(name, "flamegraph") == 0)
+        return PYPROF_FORMAT_SVG;
     return 0;
 }
 
@@ -38,6 +41,8 @@ enum pyprof_format pyprof_format_by_path(const char *path)
         return PYPROF_FORMAT_PPROF_RAW;
     if (ends_with(path, ".speedscope.json") || ends_with(path, ".json"))
         return PYPROF_FORMAT_SPEEDSCOPE;
+    if (ends_with(path, ".svg"))
+        return PYPROF_FORMAT_SVG;
     return PYPROF_FORMAT_COLLAPSED;
 }
 
@@ -78,7 +83,7 @@ static int write_pprof(const Perftools__Profiles__Profile *p, int gzip, FILE *ou
 }
 
 int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_format format,
-                        const struct pyprof_collapsed_options *o, const char *path, char *err,
+                        const struct pyprof_render_options *ro, const char *path, char *err,
                         size_t errlen)
 {
     int to_stdout = path == NULL || strcmp(path, "-") == 0;
@@ -87,6 +92,8 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
         snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return -errno;
     }
+    const struct pyprof_collapsed_options *o = &ro->stacks;
+    struct pyprof_flamegraph_options fg = {ro->stacks, NULL, ro->icicle, 0};
     int rc;
     switch (format) {
     case PYPROF_FORMAT_COLLAPSED:
@@ -94,6 +101,9 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
         break;
     case PYPROF_FORMAT_SPEEDSCOPE:
         rc = pyprof_speedscope_write(p, o, out);
+        break;
+    case PYPROF_FORMAT_SVG:
+        rc = pyprof_flamegraph_write(p, &fg, out);
         break;
     default:
         rc = write_pprof(p, format == PYPROF_FORMAT_PPROF, out);

@@ -13,9 +13,16 @@ enum pyprof_format {
     PYPROF_FORMAT_PPROF,       /* gzip-compressed profile.proto */
     PYPROF_FORMAT_PPROF_RAW,   /* uncompressed */
     PYPROF_FORMAT_SPEEDSCOPE,  /* speedscope's JSON file format */
+    PYPROF_FORMAT_SVG,         /* interactive flamegraph */
 };
 
-/* "collapsed", "pprof", "pprof-raw", "speedscope" -> format; 0 when unknown. */
+/* How to render, beyond the format. */
+struct pyprof_render_options {
+    struct pyprof_collapsed_options stacks;   /* functions, threads, samples */
+    int icicle;                               /* svg: root at the top */
+};
+
+/* "collapsed", "pprof", "pprof-raw", "speedscope", "svg" -> format; 0 when unknown. */
 enum pyprof_format pyprof_format_by_name(const char *name);
 /* From a file name's extension; collapsed for anything unknown. */
 enum pyprof_format pyprof_format_by_path(const char *path);
@@ -23,7 +30,7 @@ enum pyprof_format pyprof_format_by_path(const char *path);
 /* Write to `path`, or stdout when path is NULL or "-". 0 or -errno; a one-line reason in
  * err. */
 int pyprof_output_write(const Perftools__Profiles__Profile *profile, enum pyprof_format format,
-                        const struct pyprof_collapsed_options *options, const char *path,
+                        const struct pyprof_render_options *options, const char *path,
                         char *err, size_t errlen);
 
 /* Read a profile file that pyprof wrote: pprof (gzip-compressed or not) or collapsed

@@ -11,6 +11,14 @@
 #define MAX_CHUNK_COPY (1u << 20)
 #define MAX_STRING_CHARS 1024
 
+/* Pointers read from a moving interpreter can be anything. Objects and frames live in the
+ * lower half of the x86-64 user address space and are 8-byte aligned; anything else is
+ * torn data, and must not even take part in address arithmetic. */
+int pyprof_plausible_ptr(uintptr_t p)
+{
+    return p >= 4096 && p < ((uintptr_t)1 << 47) && (p & 7) == 0;
+}
+
 static uintptr_t load_ptr(const uint8_t *base, ptrdiff_t off)
 {
     uintptr_t v;
@@ -307,9 +315,9 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
 
     while (frame != 0) {
         const uint8_t *f = fb;
-        if (++steps > PYPROF_MAX_DEPTH * 2)
+        if (++steps > PYPROF_MAX_DEPTH * 2 || !pyprof_plausible_ptr(frame))
             return -ELOOP;
-        if (frame >= lo && frame + L->frame_read_size <= hi)
+        if (frame >= lo && frame < hi && hi - frame >= L->frame_read_size)
             f = buf->chunk + (frame - lo);
         else if ((rc = pyprof_saferead(fb, frame, L->frame_read_size)) != 0)
             return rc;

@@ -105,6 +105,9 @@ int pyprof_py_bytes(const struct pyprof_py *py, uintptr_t bytes, uint8_t **out, 
 int pyprof_py_line(const struct pyprof_py *py, const uint8_t *table, size_t len, int firstlineno,
                    int offset);
 
+/* Could this be a pointer to an object or frame? (User space, lower half, aligned.) */
+int pyprof_plausible_ptr(uintptr_t p);
+
 /* Find where glibc stores a thread's kernel tid inside struct pthread, by looking for our
  * own tid in our own pthread_self() (then confirmed on a second thread by the caller). */
 ptrdiff_t pyprof_pthread_tid_offset(unsigned long self, int tid);

@@ -202,6 +202,8 @@ static int read_code_headers(struct pyprof_sampler *s, int n)
     struct code_ref *refs = s->by_address;
     int nspans = 0;
     for (int i = 0; i < n; i++) {
+        if (!pyprof_plausible_ptr(s->frames[i].code))
+            return -ELOOP;   /* torn: never let such a value into the span arithmetic */
         refs[i].addr = s->frames[i].code;
         refs[i].frame = i;
     }
@@ -231,8 +233,9 @@ static int read_code_headers(struct pyprof_sampler *s, int n)
 
 static int resolve_frames(struct pyprof_sampler *s, int n)
 {
-    if (read_code_headers(s, n) != 0)
-        return -EFAULT;
+    int rc = read_code_headers(s, n);
+    if (rc != 0)
+        return rc == -ELOOP ? -ELOOP : -EFAULT;
     for (int i = 0; i < n; i++) {
         struct pyprof_code_raw raw;
         uintptr_t code = s->frames[i].code;

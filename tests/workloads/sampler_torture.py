@@ -2,8 +2,8 @@
 change: threads make calls of varying depth through functions with different numbers of
 locals (so frames start at ever different addresses), run generators, raise and catch
 exceptions, compile and unmarshal code, and import modules afresh (the import system
-goes back and forth between C and Python, leaving C-stack entry frames behind). Runs for SECONDS, prints RESULT {...} and
-exits 0. Usage: sampler_torture.py [SECONDS]"""
+goes back and forth between C and Python, leaving C-stack entry frames behind).
+Runs for SECONDS, prints RESULT {...} and exits 0. Usage: sampler_torture.py [SECONDS]"""
 import importlib
 import json
 import marshal
@@ -23,7 +23,7 @@ def many(n):
     a, b, c, d, e, f, g, h = n, -1, n * 2, None, (), "x", 1.5, [n]
     if n <= 0:
         return a
-    return few(n - 1) + (b if d is None else 0) + len(e) + len(f) + int(g) + len(h)
+    return few(n - 1) + (b if d is None else 0) + c + len(e) + len(f) + int(g) + len(h)
 
 
 def gen(n):
