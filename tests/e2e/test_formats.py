@@ -1,0 +1,128 @@
+"""Outputs end to end: a real profiled process dumped in every format, read back, converted,
+and malformed inputs refused with one line."""
+import gzip
+import json
+import re
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import find_pyenv, parse_collapsed, wait_for_line, workload
+
+PYTHON = find_pyenv("3.12") or "/usr/bin/python3"
+
+
+@pytest.fixture
+def served(env):
+    proc = env.spawn([PYTHON, workload("demo_app.py")], PYPROF_INTERVAL="1ms")
+    pid = int(wait_for_line(proc, "ready").split()[1])
+    env.wait_socket(pid)
+    while env.status(pid)["samples"] < 50:
+        time.sleep(0.05)
+    env.ctl("stop", pid)
+    yield pid
+    proc.stdin.close()
+    proc.wait(timeout=30)
+
+
+def test_every_format_from_one_dump(env, served, tmp_path):
+    """One stopped profile dumped as collapsed, pprof, raw pprof, speedscope and svg: each
+    file is well formed for its format, and all of them carry the same total."""
+    pid = served
+    paths = {ext: tmp_path / f"p.{ext}" for ext in ("folded", "pb.gz", "pb", "json", "svg")}
+    for path in paths.values():
+        env.ctl("dump", pid, "--samples", "-o", path)
+    folded = parse_collapsed(paths["folded"].read_text())
+    total = sum(folded.values())
+    assert total == env.status(pid)["samples"]
+    gzip.decompress(paths["pb.gz"].read_bytes())   # a real gzip stream
+    for pprof in (paths["pb.gz"], paths["pb"]):
+        assert parse_collapsed(env.ctl("convert", pprof, "--samples").stdout) == folded
+    doc = json.loads(paths["json"].read_text())
+    assert doc["$schema"].startswith("https://www.speedscope.app/")
+    assert sum(sum(p["weights"]) for p in doc["profiles"]) == total
+    frames = doc["shared"]["frames"]
+    for p in doc["profiles"]:
+        assert p["type"] == "sampled" and len(p["samples"]) == len(p["weights"])
+        assert all(0 <= i < len(frames) for s in p["samples"] for i in s)
+    svg = ET.parse(paths["svg"]).getroot()
+    assert svg.get("data-total") == str(total)
+
+
+def test_svg_widths_are_proportional(env, served, tmp_path):
+    """In the SVG, every drawn frame's width is its value over the total times the chart
+    width, and its title carries the same value."""
+    out = tmp_path / "p.svg"
+    env.ctl("dump", served, "--samples", "-o", out)
+    root = ET.parse(out).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    width, total = float(root.get("data-width")), float(root.get("data-total"))
+    groups = root.findall(".//s:g[@class='f']", ns)
+    assert groups
+    for g in groups:
+        rect = g.find("s:rect", ns)
+        value = float(g.get("data-w"))
+        assert abs(float(rect.get("width")) - value / total * width) < 0.01
+        assert re.search(r"%d samples" % value, g.find("s:title", ns).text)
+
+
+def test_convert_round_trips_and_refuses_garbage(env, served, tmp_path):
+    """convert reads pprof and collapsed files back: pprof -> collapsed gives the same stacks
+    as dump; collapsed -> pprof -> collapsed keeps them; a corrupt, truncated or empty file
+    gets one line and exit 1."""
+    pid = served
+    pb, folded = tmp_path / "p.pb.gz", tmp_path / "p.folded"
+    env.ctl("dump", pid, "-o", pb)
+    env.ctl("dump", pid, "-o", folded)
+    direct = parse_collapsed(folded.read_text())
+    assert parse_collapsed(env.ctl("convert", pb).stdout) == direct
+    back = tmp_path / "back.pb"
+    env.ctl("convert", folded, "-o", back)
+    assert parse_collapsed(env.ctl("convert", back).stdout) == direct
+    bad = {"garbage.pb": b"\x00\x01garbage" * 10, "cut.pb.gz": pb.read_bytes()[:60],
+           "empty.pb": b"", "text.folded": b"a;b 10\nnot a stack line\n"}
+    for name, data in bad.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        r = env.ctl("convert", path, check=False)
+        assert r.returncode == 1, name
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_dump_all_merges_processes(env, tmp_path):
+    """dump --all merges every profiled process: one root frame per process, named with its
+    pid; --match keeps only matching command lines."""
+    procs = []
+    for _ in range(2):
+        p = env.spawn([PYTHON, workload("serve.py")], PYPROF_INTERVAL="1ms")
+        pid = int(wait_for_line(p, "ready").split()[1])
+        env.wait_socket(pid)
+        procs.append((p, pid))
+    while min(env.status(pid)["samples"] for _, pid in procs) < 20:
+        time.sleep(0.05)
+    merged = parse_collapsed(env.ctl("dump", "--all").stdout)
+    roots = {s.split(";")[0] for s in merged}
+    for _, pid in procs:
+        assert any(r.startswith(f"process {pid}:") for r in roots), roots
+    assert env.ctl("dump", "--all", "--match", "no-such-command", check=False).returncode == 1
+    for p, _ in procs:
+        p.stdin.write("quit\n")
+        p.stdin.flush()
+        p.wait(timeout=30)
+
+
+def test_dump_duration_profiles_for_that_long(env):
+    """dump --duration resets, waits and dumps: the result covers about that window (its
+    profile's duration is at least the requested time) and is not empty."""
+    p = env.spawn([PYTHON, workload("serve.py")], PYPROF_INTERVAL="1ms")
+    pid = int(wait_for_line(p, "ready").split()[1])
+    env.wait_socket(pid)
+    r = env.ctl("dump", pid, "--duration", "700ms", "-f", "speedscope")
+    doc = json.loads(r.stdout)
+    assert sum(sum(x["weights"]) for x in doc["profiles"]) > 0
+    assert r.stderr == ""   # no countdown when stderr is not a terminal
+    p.stdin.write("quit\n")
+    p.stdin.flush()
+    p.wait(timeout=30)
