@@ -23,6 +23,7 @@
 #include "endpoint.h"
 #include "output.h"
 #include "pbuild.h"
+#include "top.h"
 
 #define EXIT_USAGE 2
 
@@ -532,6 +533,75 @@ static int cmd_dump(int argc, char **argv)
     return dump_one(pid, &a);
 }
 
+static int top_snapshot(pid_t pid, struct pyprof_top *t, char *heading, size_t size)
+{
+    Pyprof__Response *r;
+    if (call(pid, PYPROF__OP__OP_DUMP, 0, &r) != 0)
+        return -1;
+    int rc = r->profile ? pyprof_top_update(t, r->profile) : -EINVAL;
+    if (r->status)
+        snprintf(heading, size, "pyprofctl top %d: %.60s  [python %s, %s mode, %s]", (int)pid,
+                 r->status->cmdline, r->status->python_version, r->status->mode,
+                 r->status->sampling ? "sampling" : "STOPPED");
+    pyprof_response_free(r);
+    if (rc != 0)
+        fprintf(stderr, "pyprofctl: the agent's profile is inconsistent\n");
+    return rc;
+}
+
+static int cmd_top(int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"interval", required_argument, NULL, 'i'}, {"once", no_argument, NULL, '1'},
+        {"rows", required_argument, NULL, 'n'}, {"samples", no_argument, NULL, 's'},
+        {NULL, 0, NULL, 0},
+    };
+    uint64_t interval = 1000000000ull;
+    int once = 0, rows = 20, samples = 0, c;
+    pid_t pid;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":i:n:", options, NULL)) != -1) {
+        if (c == 'i' && (pyprof_parse_duration(optarg, &interval) != 0 || interval < 100000000ull))
+            return usage_error("--interval '%s' is not a duration of at least 100ms", optarg);
+        else if (c == 'n' && (rows = atoi(optarg)) <= 0)
+            return usage_error("--rows takes a positive number");
+        else if (c == '1')
+            once = 1;
+        else if (c == 's')
+            samples = 1;
+        else if (c == '?' || c == ':')
+            return usage_error("unknown option or missing value: '%s'", argv[optind - 1]);
+    }
+    if (optind != argc - 1 || parse_pid(argv[optind], &pid) != 0)
+        return usage_error("a process id is required");
+    struct pyprof_top *t = pyprof_top_new(samples);
+    char heading[256] = "";
+    if (t == NULL || top_snapshot(pid, t, heading, sizeof(heading)) != 0) {
+        pyprof_top_free(t);
+        return 1;
+    }
+    int tty = isatty(STDOUT_FILENO) && !once;
+    for (;;) {
+        struct timespec ts = {(time_t)(interval / 1000000000ull), (long)(interval % 1000000000ull)};
+        nanosleep(&ts, NULL);
+        if (top_snapshot(pid, t, heading, sizeof(heading)) != 0)
+            break;
+        if (tty)
+            fputs("\033[H\033[2J", stdout);   /* home, clear: a plain refresh */
+        pyprof_top_print(t, rows, heading, stdout);
+        fflush(stdout);
+        if (once) {
+            pyprof_top_free(t);
+            return 0;
+        }
+        if (!tty)
+            putchar('\n');
+    }
+    pyprof_top_free(t);
+    return 1;
+}
+
 static int cmd_convert(int argc, char **argv)
 {
     struct output_args a;
@@ -680,6 +750,13 @@ static const struct command commands[] = {
      "                      with a root frame and a pid label per process\n"
      "      --match TEXT    with --all: only processes whose command line contains TEXT\n"
      OUTPUT_HELP},
+    {"top", cmd_top, "top PID [--interval D] [--rows N] [--samples] [--once]",
+     "The hottest functions over the last interval (default 1s), by self share, with their\n"
+     "total share: a refreshing view like py-spy top. The profile is not reset.\n\n"
+     "      --interval D    refresh every D (at least 100ms)\n"
+     "      --rows N        show N functions (20)\n"
+     "      --samples       rank by sample counts instead of time\n"
+     "      --once          one interval, print, exit (for scripts)\n"},
     {"convert", cmd_convert, "convert IN [-o OUT] [-f FORMAT] [--functions] [--threads] [--samples]",
      "Convert a profile that pyprof wrote (pprof, .pb.gz or .pb, or collapsed stacks) to\n"
      "another format. Collapsed input values are taken as microseconds.\n\n" OUTPUT_HELP},

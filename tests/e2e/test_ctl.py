@@ -403,7 +403,7 @@ def test_protocol_abuse_leaves_host_serving(env):
 
 # ---- pyprofctl itself ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["list", "status", "start", "stop", "reset", "dump",
+@pytest.mark.parametrize("command", ["list", "status", "start", "stop", "reset", "dump", "top",
                                      "run", "convert"])
 def test_every_command_has_help(env, command):
     """`pyprofctl COMMAND --help` prints the command's usage and exits 0."""

@@ -126,3 +126,22 @@ def test_dump_duration_profiles_for_that_long(env):
     p.stdin.write("quit\n")
     p.stdin.flush()
     p.wait(timeout=30)
+
+
+def test_top_once_shows_the_hot_function(env):
+    """`top --once` prints the hottest functions of the last interval, the busy one first,
+    with its self and total shares, without resetting the profile."""
+    p = env.spawn([PYTHON, workload("serve.py")], PYPROF_INTERVAL="1ms")
+    pid = int(wait_for_line(p, "ready").split()[1])
+    env.wait_socket(pid)
+    time.sleep(0.3)
+    before = env.status(pid)["samples"]
+    out = env.ctl("top", pid, "--once", "--interval", "500ms", "--rows", "5").stdout
+    rows = [l for l in out.splitlines() if "%" in l and "(" in l]
+    assert rows and rows[0].split()[-2].startswith("spin"), out
+    self_share = float(rows[0].split()[0].rstrip("%"))
+    assert 50.0 <= self_share <= 100.0, out
+    assert env.status(pid)["samples"] >= before   # not reset
+    p.stdin.write("quit\n")
+    p.stdin.flush()
+    p.wait(timeout=30)

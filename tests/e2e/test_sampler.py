@@ -546,10 +546,10 @@ def test_stack_walk_survives_fast_changing_stacks(env, python):
     whose stacks change all the time (calls of varying depth, generators, exceptions,
     exec of unmarshalled code, fresh imports that go back and forth between C and
     Python): the stack walker reads frames while they are being pushed, popped and
-    reused, and must reject what it cannot trust rather than crash. Three runs of 2 s
+    reused, and must reject what it cannot trust rather than crash. Four runs of 2.5 s
     each exit 0 with their result printed."""
-    for i in range(3):
-        argv = [python, workload("sampler_torture.py"), "2"]
+    for i in range(4):
+        argv = [python, workload("sampler_torture.py"), "2.5"]
         try:
             r = subprocess.run(argv, env=env.preload_env(PYPROF_INTERVAL="100us"),
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -571,8 +571,9 @@ def test_gil_and_thread_labels(env, python, tmp_path):
     proc, result = start(env, python, "sampler_labels.py", ["busy", 2.0], PYPROF_INTERVAL="2ms")
     env.ctl("stop", proc.pid)
     pprof = dump_pprof(env, proc.pid, tmp_path)
+    status = env.status(proc.pid)
     finish(proc)
-    assert pprof.samples
+    assert pprof.samples, status
     for s in pprof.samples:
         assert isinstance(s["labels"].get("thread_id"), int), s
         assert s["labels"].get("thread_name"), s
@@ -593,10 +594,11 @@ def test_gc_label(env, python, tmp_path):
     proc, result = start(env, python, "sampler_labels.py", ["gc", 2.0], PYPROF_INTERVAL="2ms")
     env.ctl("stop", proc.pid)
     pprof = dump_pprof(env, proc.pid, tmp_path)
+    status = env.status(proc.pid)
     finish(proc)
     assert result["collections"] > 0
     loop = [s for s in pprof.samples if any(short_name(n) == "collect_loop" for n in s["names"])]
-    assert loop, pprof.samples[:5]
+    assert loop, (status, pprof.samples[:5])
     for s in loop:
         assert s["labels"].get("thread_id") == result["pid"] == result["main_tid"], s
         assert s["labels"].get("thread_name") == "MainThread", s
