@@ -1,5 +1,6 @@
 #include "agent.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -268,6 +269,24 @@ static void write_output(void)
     pyprof_pprof_free(d.pprof);
 }
 
+/* ---- os._exit ------------------------------------------------------------------------------ */
+
+/* Called by the loader's _exit() wrapper: os._exit() skips atexit and destructors. Only
+ * async-signal-safe work here: remove our socket if this process is the one serving it. */
+static void on_underscore_exit(void)
+{
+    if (agent.running && agent.pid == getpid())
+        unlink(agent.socket_path);
+}
+
+static void register_exit_hook(void)
+{
+    void (*set)(void (*)(void)) =
+        (void (*)(void (*)(void)))dlsym(RTLD_DEFAULT, "pyprof_loader_set_exit_hook");
+    if (set != NULL)
+        set(on_underscore_exit);
+}
+
 /* ---- threads ----------------------------------------------------------------------------- */
 
 static int start_threads(void)
@@ -508,6 +527,7 @@ void pyprof_agent_start(void)
     if (check_interpreter() != 0)
         return;
     read_cmdline();
+    register_exit_hook();
     pthread_atfork(NULL, NULL, atfork_child);
     if (start_bootstrap() != 0)
         pyprof_warn("cannot start a thread; pyprof is off");

@@ -10,9 +10,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define AGENT_NAME "libpyprof-agent.so"
+
+/* Set by the agent once it serves a socket: os._exit() skips atexit and destructors, so
+ * this is the only chance to remove it. Must be async-signal-safe (it runs in _exit). */
+static void (*volatile exit_hook)(void);
+/* Found once in the constructor: _exit() may run in a forked child whose other threads
+ * held the dynamic loader's lock, so it must not call dlsym() itself. */
+static void (*real_exit)(int);
+
+__attribute__((visibility("default"))) void pyprof_loader_set_exit_hook(void (*hook)(void))
+{
+    exit_hook = hook;
+}
+
+/* _exit() as every process sees it: the agent's hook, then the real one. In a process
+ * without the agent, the hook is NULL and this is a plain call through. */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+    void (*hook)(void) = exit_hook;
+    if (hook != NULL)
+        hook();
+    if (real_exit != NULL)
+        real_exit(status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
 
 static void say(const char *what, const char *detail)
 {
@@ -42,6 +68,7 @@ static int agent_path(char *out, size_t size)
 
 __attribute__((constructor)) static void pyprof_loader_init(void)
 {
+    real_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
     /* Not CPython (a shell, a compiler...): leave no trace at all. */
     if (dlsym(RTLD_DEFAULT, "Py_IsInitialized") == NULL)
         return;

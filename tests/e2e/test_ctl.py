@@ -217,10 +217,12 @@ def test_subprocess_running_python_is_profiled(env, python):
     ("pass", 0),
     ("import sys; sys.exit(3)", 3),
     ("raise ValueError('boom')", 1),
+    ("os._exit(6)", 6),
 ])
 def test_socket_removed_at_exit(env, python, ending, code):
-    """The socket exists while the program runs and is gone after a normal exit, sys.exit
-    and an unhandled exception; the exit code (and the traceback) are the program's own."""
+    """The socket exists while the program runs and is gone after a normal exit, sys.exit,
+    an unhandled exception and os._exit; the exit code (and the traceback) are the
+    program's own."""
     program = ("import os, time\n"
                "t = time.time()\n"
                "while time.time() - t < 0.3:\n    pass\n"
