@@ -171,8 +171,32 @@ struct render {
     const struct pyprof_flamegraph_options *o;
     int width, height, depth;
     double total;
-    const char *unit;
+    struct tree *base;        /* diff: the "before" tree, or NULL */
+    double base_total;
 };
+
+/* The child of `parent` (in the base tree) with this name, or NULL. */
+static struct node *base_child(struct tree *t, struct node *parent, const char *name)
+{
+    char *key = NULL;
+    if (parent == NULL || asprintf(&key, "%p %s", (void *)parent, name) < 0)
+        return NULL;
+    json_t *known = json_object_get(t->index, key);
+    free(key);
+    return known ? (struct node *)(uintptr_t)json_integer_value(known) : NULL;
+}
+
+/* Red for growth, blue for shrinkage of the frame's share of the total, white if equal. */
+static const char *diff_colour(double delta, char *buf, size_t size)
+{
+    double k = delta > 0 ? delta : -delta;
+    int fade = 255 - (int)(k >= 0.05 ? 200 : k / 0.05 * 200);
+    if (delta > 0)
+        snprintf(buf, size, "rgb(255,%d,%d)", fade, fade);
+    else
+        snprintf(buf, size, "rgb(%d,%d,255)", fade, fade);
+    return buf;
+}
 
 static void format_value(const struct render *r, int64_t v, char *buf, size_t size)
 {
@@ -184,32 +208,40 @@ static void format_value(const struct render *r, int64_t v, char *buf, size_t si
         snprintf(buf, size, "%.2f ms", (double)v / 1e3);
 }
 
-static void put_frame(struct render *r, const struct node *n, double x, int d)
+static void put_frame(struct render *r, const struct node *n, const struct node *base,
+                      double x, int d)
 {
     double px = x / r->total * r->width, pw = (double)n->value / r->total * r->width;
+    double share = (double)n->value / r->total;
     int y = r->o->icicle ? HEADER + d * ROW : r->height - FOOTER - (d + 1) * ROW;
-    char fill[40], value[48];
+    char fill[40], value[48], change[64] = "";
     format_value(r, n->value, value, sizeof(value));
+    if (r->base != NULL) {
+        double before = base ? (double)base->value / r->base_total : 0.0;
+        snprintf(change, sizeof(change), ", %+.2f%% of total since before", 100.0 * (share - before));
+        diff_colour(share - before, fill, sizeof(fill));
+    } else {
+        colour(n->name, fill, sizeof(fill));
+    }
     fprintf(r->out, "<g class=\"f\" data-x=\"%.0f\" data-w=\"%lld\" data-d=\"%d\"><title>", x,
             (long long)n->value, d);
     put_escaped(r->out, n->name);
-    fprintf(r->out, " — %s, %.2f%%</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" height=\"%d\" "
-            "fill=\"%s\" rx=\"2\"/><text x=\"%.2f\" y=\"%d\"></text></g>\n",
-            value, 100.0 * (double)n->value / r->total, px, y, pw, ROW - 1,
-            colour(n->name, fill, sizeof(fill)), px + 3, y + ROW - 4);
+    fprintf(r->out, " — %s, %.2f%%%s</title><rect x=\"%.2f\" y=\"%d\" width=\"%.2f\" "
+            "height=\"%d\" fill=\"%s\" rx=\"2\"/><text x=\"%.2f\" y=\"%d\"></text></g>\n",
+            value, 100.0 * share, change, px, y, pw, ROW - 1, fill, px + 3, y + ROW - 4);
 }
 
 /* Depth-first, children in name order; frames too narrow to see are not drawn (their
- * width stays inside their parent's). */
-static void put_tree(struct render *r, struct node *n, double x, int d)
+ * width stays inside their parent's). `base` is the same path in the diff base, if any. */
+static void put_tree(struct render *r, struct node *n, struct node *base, double x, int d)
 {
     if (d >= 0)
-        put_frame(r, n, x, d);
+        put_frame(r, n, base, x, d);
     qsort(n->kids, n->nkids, sizeof(*n->kids), name_compare);
     for (size_t i = 0; i < n->nkids; i++) {
         struct node *k = n->kids[i];
         if ((double)k->value / r->total * r->width >= MIN_PX)
-            put_tree(r, k, x, d + 1);
+            put_tree(r, k, r->base ? base_child(r->base, base, k->name) : NULL, x, d + 1);
         x += (double)k->value;
     }
 }
@@ -327,12 +359,17 @@ static const char STYLE[] =
 int pyprof_flamegraph_write(const Perftools__Profiles__Profile *p,
                             const struct pyprof_flamegraph_options *o, FILE *out)
 {
-    struct tree t = {.root = {.name = NULL}};
+    struct tree t = {.root = {.name = NULL}}, base = {.root = {.name = NULL}};
     t.index = json_object();
-    int rc = t.index ? build(&t, p, &o->stacks) : -ENOMEM;
+    base.index = json_object();
+    int rc = t.index && base.index ? build(&t, p, &o->stacks) : -ENOMEM;
+    if (rc == 0 && o->diff_base != NULL)
+        rc = build(&base, o->diff_base, &o->stacks);
     if (rc == 0) {
         struct render r = {out, o, o->width > 0 ? o->width : 1200, 0, t.depth,
-                           t.root.value > 0 ? (double)t.root.value : 1.0, NULL};
+                           t.root.value > 0 ? (double)t.root.value : 1.0,
+                           o->diff_base ? &base : NULL,
+                           base.root.value > 0 ? (double)base.root.value : 1.0};
         r.height = HEADER + FOOTER + (t.depth > 0 ? t.depth : 1) * ROW;
         fprintf(out, "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?>\n"
                      "<svg version=\"1.1\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
@@ -343,7 +380,7 @@ int pyprof_flamegraph_write(const Perftools__Profiles__Profile *p,
                 STYLE, SCRIPT);
         put_header(&r, p);
         if (t.root.value > 0)
-            put_tree(&r, &t.root, 0, -1);
+            put_tree(&r, &t.root, o->diff_base ? &base.root : NULL, 0, -1);
         else
             fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">no samples</text>\n",
                     r.width / 2, HEADER + ROW);
@@ -352,6 +389,8 @@ int pyprof_flamegraph_write(const Perftools__Profiles__Profile *p,
             rc = -EIO;
     }
     free_node(&t.root);
+    free_node(&base.root);
     json_decref(t.index);
+    json_decref(base.index);
     return rc;
 }

@@ -22,6 +22,9 @@ struct pyprof_flamegraph_options {
     const char *title;                       /* NULL: from the profile's comments */
     int icicle;                              /* root at the top */
     int width;                               /* pixels; 0: 1200 */
+    /* Differential flamegraph: draw `profile` coloured by how each frame's share of the
+     * total changed since `diff_base` (red grew, blue shrank); NULL for a plain one. */
+    const Perftools__Profiles__Profile *diff_base;
 };
 
 /* 0, -EINVAL for an inconsistent profile, -ENOMEM, -EIO. */

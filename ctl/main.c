@@ -22,6 +22,7 @@
 #include "duration.h"
 #include "endpoint.h"
 #include "output.h"
+#include "flamegraph.h"
 #include "pbuild.h"
 #include "top.h"
 
@@ -602,6 +603,54 @@ static int cmd_top(int argc, char **argv)
     return 1;
 }
 
+static int cmd_diff(int argc, char **argv)
+{
+    struct output_args a;
+    int first = parse_output_args(argc, argv, &a, ARGS_CONVERT);
+    if (first < 0)
+        return EXIT_USAGE;
+    if (first != argc - 2)
+        return usage_error("two profiles are required: BEFORE AFTER");
+    if (a.path != NULL && a.format != PYPROF_FORMAT_SVG)
+        return usage_error("-o takes an .svg file (the differential flamegraph)");
+    Perftools__Profiles__Profile *before = NULL, *after = NULL;
+    char err[512];
+    int rc = 1;
+    if (pyprof_output_read(argv[first], &before, err, sizeof(err)) != 0 ||
+        pyprof_output_read(argv[first + 1], &after, err, sizeof(err)) != 0) {
+        fprintf(stderr, "pyprofctl: %s\n", err);
+        goto out;
+    }
+    struct pyprof_top *tb = pyprof_top_new(a.render.stacks.samples);
+    struct pyprof_top *ta = pyprof_top_new(a.render.stacks.samples);
+    if (tb == NULL || ta == NULL || pyprof_top_update(tb, before) != 0 ||
+        pyprof_top_update(ta, after) != 0) {
+        fprintf(stderr, "pyprofctl: a profile is inconsistent\n");
+    } else {
+        pyprof_top_diff_print(tb, ta, 20, stdout);
+        rc = 0;
+    }
+    pyprof_top_free(tb);
+    pyprof_top_free(ta);
+    if (rc == 0 && a.path != NULL) {
+        struct pyprof_flamegraph_options fg = {a.render.stacks, "Differential flamegraph: "
+                                               "red grew, blue shrank (share of the total)",
+                                               a.render.icicle, 0, before};
+        FILE *f = fopen(a.path, "w");
+        rc = f && pyprof_flamegraph_write(after, &fg, f) == 0 ? 0 : 1;
+        if (f && fclose(f) != 0)
+            rc = 1;
+        if (rc != 0)
+            fprintf(stderr, "pyprofctl: cannot write %s\n", a.path);
+        else
+            fprintf(stderr, "pyprofctl: differential flamegraph written to %s\n", a.path);
+    }
+out:
+    pyprof_output_free(before);
+    pyprof_output_free(after);
+    return rc;
+}
+
 static int cmd_convert(int argc, char **argv)
 {
     struct output_args a;
@@ -757,6 +806,10 @@ static const struct command commands[] = {
      "      --rows N        show N functions (20)\n"
      "      --samples       rank by sample counts instead of time\n"
      "      --once          one interval, print, exit (for scripts)\n"},
+    {"diff", cmd_diff, "diff BEFORE AFTER [-o DIFF.svg] [--functions] [--samples] [--icicle]",
+     "Compare two profiles (any format pyprof writes): print the functions whose self share\n"
+     "of the total changed most, and with -o draw AFTER as a flamegraph coloured by each\n"
+     "frame's change in share since BEFORE (red grew, blue shrank).\n"},
     {"convert", cmd_convert, "convert IN [-o OUT] [-f FORMAT] [--functions] [--threads] [--samples]",
      "Convert a profile that pyprof wrote (pprof, .pb.gz or .pb, or collapsed stacks) to\n"
      "another format. Collapsed input values are taken as microseconds.\n\n" OUTPUT_HELP},

@@ -93,7 +93,7 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
         return -errno;
     }
     const struct pyprof_collapsed_options *o = &ro->stacks;
-    struct pyprof_flamegraph_options fg = {ro->stacks, NULL, ro->icicle, 0};
+    struct pyprof_flamegraph_options fg = {ro->stacks, NULL, ro->icicle, 0, NULL};
     int rc;
     switch (format) {
     case PYPROF_FORMAT_COLLAPSED:

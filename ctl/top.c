@@ -168,3 +168,51 @@ void pyprof_top_print(const struct pyprof_top *t, int rows, const char *heading,
         fprintf(out, "(no samples in this window: is the process busy, or stopped?)\n");
     free(order);
 }
+
+struct change {
+    const char *name;
+    double before, after;   /* self shares, percent */
+};
+
+static int by_change(const void *a, const void *b)
+{
+    const struct change *x = a, *y = b;
+    double dx = x->after - x->before, dy = y->after - y->before;
+    dx = dx < 0 ? -dx : dx;
+    dy = dy < 0 ? -dy : dy;
+    return dx < dy ? 1 : dx > dy ? -1 : strcmp(x->name, y->name);
+}
+
+static double self_share(const struct pyprof_top *t, const char *name)
+{
+    json_t *known = json_object_get(t->index, name);
+    double total = t->last_total > 0 ? (double)t->last_total : 1.0;
+    return known ? 100.0 * (double)t->entries[json_integer_value(known)].self / total : 0.0;
+}
+
+void pyprof_top_diff_print(const struct pyprof_top *before, const struct pyprof_top *after,
+                           int rows, FILE *out)
+{
+    size_t n = 0, cap = before->n + after->n;
+    struct change *c = malloc((cap ? cap : 1) * sizeof(*c));
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < after->n; i++)
+        c[n++] = (struct change){after->entries[i].name, 0, 0};
+    for (size_t i = 0; i < before->n; i++)
+        if (json_object_get(after->index, before->entries[i].name) == NULL)
+            c[n++] = (struct change){before->entries[i].name, 0, 0};
+    for (size_t i = 0; i < n; i++) {
+        c[i].before = self_share(before, c[i].name);
+        c[i].after = self_share(after, c[i].name);
+    }
+    qsort(c, n, sizeof(*c), by_change);
+    fprintf(out, "%8s %8s %8s  %s\n", "before", "after", "change", "Function (self share)");
+    for (size_t i = 0; i < n && (int)i < rows; i++) {
+        if (c[i].after == c[i].before)
+            break;
+        fprintf(out, "%7.2f%% %7.2f%% %+7.2f%%  %s\n", c[i].before, c[i].after,
+                c[i].after - c[i].before, c[i].name);
+    }
+    free(c);
+}

@@ -22,4 +22,9 @@ int pyprof_top_update(struct pyprof_top *t, const Perftools__Profiles__Profile *
 /* Print the `rows` hottest functions by self value over the last update's window. */
 void pyprof_top_print(const struct pyprof_top *t, int rows, const char *heading, FILE *out);
 
+/* The functions whose self share of the total changed most between two profiles, each
+ * accounted once with pyprof_top_update(). */
+void pyprof_top_diff_print(const struct pyprof_top *before, const struct pyprof_top *after,
+                           int rows, FILE *out);
+
 #endif

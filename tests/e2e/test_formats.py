@@ -145,3 +145,41 @@ def test_top_once_shows_the_hot_function(env):
     p.stdin.write("quit\n")
     p.stdin.flush()
     p.wait(timeout=30)
+
+
+SHIFT = """
+import sys, time
+def fast():
+    t = time.time()
+    while time.time() - t < 0.1:
+        pass
+def slow():
+    t = time.time()
+    while time.time() - t < 0.1 * float(sys.argv[1]):
+        pass
+for _ in range(3):
+    fast(); slow()
+"""
+
+
+def test_diff_finds_what_grew(env, tmp_path):
+    """diff of two real runs where slow() takes three times longer in the second: the
+    summary lists slow() as grown and fast() as shrunk, and the differential flamegraph
+    colours slow() red and fast() blue."""
+    prog = tmp_path / "shift.py"
+    prog.write_text(SHIFT)
+    runs = {}
+    for name, factor in (("before", "1"), ("after", "3")):
+        runs[name] = tmp_path / f"{name}.pb.gz"
+        env.ctl("run", "-o", runs[name], "--", PYTHON, prog, factor)
+    svg = tmp_path / "diff.svg"
+    r = env.ctl("diff", runs["before"], runs["after"], "-o", svg, "--functions")
+    rows = {l.split()[-2]: float(l.split()[2].rstrip("%")) for l in r.stdout.splitlines()[1:]}
+    assert rows["slow"] > 10 and rows["fast"] < -10, r.stdout
+    root = ET.parse(svg).getroot()
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    fills = {g.find("s:title", ns).text.split(" (")[0]: g.find("s:rect", ns).get("fill")
+             for g in root.findall(".//s:g[@class='f']", ns)}
+    assert fills["slow"].startswith("rgb(255,"), fills["slow"]
+    assert fills["fast"].endswith(",255)"), fills["fast"]
+    assert env.ctl("diff", runs["before"], check=False).returncode == 2
