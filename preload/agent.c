@@ -38,6 +38,7 @@ static struct {
     ptrdiff_t bootstrap_tid_offset;   /* tid's place in struct pthread, seen from the
                                          start-up thread */
     _Atomic int installed;            /* the pending call has run */
+    int final_exit_registered;        /* on_final_exit() will run at Py_FinalizeEx's end */
 } agent;
 
 /* ---- configuration warnings: held until PYPROF_LOG is known ------------------------------ */
@@ -324,7 +325,7 @@ static void stop_threads(void)
 {
     if (!agent.running || agent.pid != getpid())
         return;
-    pyprof_server_stop(agent.server);
+    pyprof_server_stop(agent.server);   /* NULL once the exit hook stopped it */
     agent.server = NULL;
     pyprof_sampler_join(agent.sampler);
     agent.running = 0;
@@ -332,11 +333,30 @@ static void stop_threads(void)
 
 /* ---- hooks the interpreter calls in its main thread, GIL held ------------------------------ */
 
+/* The end of Py_FinalizeEx (Py_AtExit): every atexit handler has run, and been sampled.
+ * No Python API here: only our own threads and memory. */
+static void on_final_exit(void)
+{
+    if (!agent.running || agent.pid != getpid())
+        return;
+    pyprof_sampler_join(agent.sampler);
+    agent.running = 0;
+    write_output();
+}
+
+/* Python's atexit, which runs our handler after those registered later: stop serving at
+ * once; keep sampling (through the other handlers and finalisation, where the sampler
+ * skips its ticks) until on_final_exit() if that is registered, else stop here. */
 static void on_exit_hook(void)
 {
     if (agent.exited || agent.pid != getpid())
         return;
     agent.exited = 1;
+    if (agent.final_exit_registered && agent.running) {
+        pyprof_server_stop(agent.server);
+        agent.server = NULL;
+        return;
+    }
     stop_threads();
     write_output();
 }
@@ -423,6 +443,7 @@ static int install_pending(void *arg)
         pyprof_warn("cannot register exit and fork hooks; pyprof is off");
         return 0;
     }
+    agent.final_exit_registered = agent.api.at_exit(on_final_exit) == 0;
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
                                          agent.cfg.max_stacks, agent.cfg.start};
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);

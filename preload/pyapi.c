@@ -70,6 +70,7 @@ int pyprof_pyapi_load(struct pyprof_pyapi *api)
 int pyprof_pyapi_resolve(struct pyprof_pyapi *api)
 {
     api->add_pending_call = (int (*)(int (*)(void *), void *))sym("Py_AddPendingCall");
+    api->at_exit = (int (*)(void (*)(void)))sym("Py_AtExit");
     api->gil_ensure = (int (*)(void))sym("PyGILState_Ensure");
     api->gil_release = (void (*)(int))sym("PyGILState_Release");
     api->runtime = (uintptr_t)sym("_PyRuntime");
@@ -90,7 +91,7 @@ int pyprof_pyapi_resolve(struct pyprof_pyapi *api)
     py.err_clear = (void (*)(void))sym("PyErr_Clear");
     py.none = (PyObject *)sym("_Py_NoneStruct");
 
-    if (!api->add_pending_call || !api->gil_ensure || !api->gil_release || !api->runtime || !api->code_type || !py.import_module ||
+    if (!api->add_pending_call || !api->at_exit || !api->gil_ensure || !api->gil_release || !api->runtime || !api->code_type || !py.import_module ||
         !py.get_attr || !py.cfunction_new || !py.call || !py.tuple_new || !py.tuple_set ||
         !py.dict_new || !py.dict_set || !py.decref || !py.incref || !py.err_clear || !py.none)
         return -ENOTSUP;

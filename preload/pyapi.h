@@ -21,6 +21,7 @@ struct pyprof_pyapi {
     uintptr_t frame_type;      /* &PyFrame_Type */
     int (*is_initialized)(void);
     int (*add_pending_call)(int (*fn)(void *), void *arg);
+    int (*at_exit)(void (*fn)(void));   /* Py_AtExit: runs at the very end of finalisation */
     int (*gil_ensure)(void);            /* PyGILState_Ensure */
     void (*gil_release)(int state);     /* PyGILState_Release */
 };
