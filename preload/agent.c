@@ -1,6 +1,9 @@
 #include "agent.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -23,6 +26,8 @@
 #include "saferead.h"
 #include "sampler.h"
 #include "server.h"
+
+extern char **environ;
 
 static struct {
     struct pyprof_config cfg;
@@ -247,6 +252,47 @@ static int write_pprof(const char *path, const Perftools__Profiles__Profile *ppr
     return rc;
 }
 
+/* pyprofctl next to the agent: <prefix>/lib/libpyprof-agent.so -> <prefix>/bin/pyprofctl. */
+static int find_pyprofctl(char *out, size_t size)
+{
+    Dl_info info;
+    if (dladdr((void *)find_pyprofctl, &info) == 0 || info.dli_fname == NULL)
+        return -ENOENT;
+    const char *slash = strrchr(info.dli_fname, '/');
+    if (slash == NULL)
+        return -ENOENT;
+    int n = snprintf(out, size, "%.*s/../bin/pyprofctl", (int)(slash - info.dli_fname),
+                     info.dli_fname);
+    return n > 0 && (size_t)n < size && access(out, X_OK) == 0 ? 0 : -ENOENT;
+}
+
+/* Formats the agent does not render itself (svg, speedscope): write raw pprof beside the
+ * target, have pyprofctl convert it, remove it. Runs at the very end of the process, after
+ * our threads are gone; posix_spawn does not run the host's fork handlers. */
+static int write_converted(const char *path, const Perftools__Profiles__Profile *pprof)
+{
+    char ctl[PATH_MAX], tmp[PATH_MAX + 16];
+    if (find_pyprofctl(ctl, sizeof(ctl)) != 0)
+        return -ENOENT;
+    snprintf(tmp, sizeof(tmp), "%s.%d.pb", path, (int)getpid());
+    int rc = write_pprof(tmp, pprof, 0);
+    if (rc != 0)
+        return rc;
+    char *argv[] = {ctl, (char *)"convert", tmp, (char *)"-o", (char *)path, NULL};
+    pid_t child;
+    int status = 0;
+    rc = posix_spawn(&child, ctl, NULL, NULL, argv, environ);
+    if (rc == 0) {
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+            ;
+        rc = WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+    } else {
+        rc = -rc;
+    }
+    unlink(tmp);
+    return rc;
+}
+
 static void write_output(void)
 {
     const char *path = agent.cfg.output;
@@ -254,7 +300,9 @@ static void write_output(void)
     if (path[0] == '\0' || build_pprof(pyprof_sampler_profile(agent.sampler), &d) != 0)
         return;
     int rc;
-    if (ends_with(path, ".pb.gz") || ends_with(path, ".pprof"))
+    if (ends_with(path, ".svg") || ends_with(path, ".json"))
+        rc = write_converted(path, d.pprof);
+    else if (ends_with(path, ".pb.gz") || ends_with(path, ".pprof"))
         rc = write_pprof(path, d.pprof, 1);
     else if (ends_with(path, ".pb"))
         rc = write_pprof(path, d.pprof, 0);

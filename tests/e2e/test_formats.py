@@ -183,3 +183,25 @@ def test_diff_finds_what_grew(env, tmp_path):
     assert fills["slow"].startswith("rgb(255,"), fills["slow"]
     assert fills["fast"].endswith(",255)"), fills["fast"]
     assert env.ctl("diff", runs["before"], check=False).returncode == 2
+
+
+@pytest.mark.parametrize("ext", ["svg", "json", "pb.gz", "folded"])
+def test_pyprof_output_any_format(env, tmp_path, ext):
+    """PYPROF_OUTPUT writes every format at exit, and the profile includes work done in an
+    atexit handler (sampling goes on until the very end of finalisation)."""
+    out = tmp_path / f"out.{ext}"
+    prog = ("import atexit, time\n"
+            "def exit_work():\n"
+            "    t = time.time()\n"
+            "    while time.time() - t < 0.3:\n        pass\n"
+            "atexit.register(exit_work)\n")
+    r = subprocess.run([PYTHON, "-c", prog], env=env.preload_env(PYPROF_OUTPUT=out,
+                                                                  PYPROF_INTERVAL="1ms"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    if ext == "svg":
+        ET.parse(out)
+    elif ext == "json":
+        json.loads(out.read_text())
+    text = env.ctl("convert", out).stdout if ext in ("pb.gz", "folded") else out.read_text()
+    assert "exit_work" in text
