@@ -237,7 +237,8 @@ static void put_tree(struct render *r, struct node *n, struct node *base, double
 {
     if (d >= 0)
         put_frame(r, n, base, x, d);
-    qsort(n->kids, n->nkids, sizeof(*n->kids), name_compare);
+    if (n->nkids > 1)
+        qsort(n->kids, n->nkids, sizeof(*n->kids), name_compare);
     for (size_t i = 0; i < n->nkids; i++) {
         struct node *k = n->kids[i];
         if ((double)k->value / r->total * r->width >= MIN_PX)

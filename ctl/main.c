@@ -159,7 +159,8 @@ static int cmd_list(int argc, char **argv)
         fprintf(stderr, "pyprofctl: cannot read the socket directory: %s\n", strerror(errno));
         return 1;
     }
-    qsort(pids, n, sizeof(*pids), pid_compare);
+    if (n > 1)
+        qsort(pids, n, sizeof(*pids), pid_compare);
     json_t *array = json ? json_array() : NULL;
     if (!json)
         printf("%-8s %-8s %-9s %-5s %9s %10s %8s  %s\n", "PID", "PYTHON", "STATE", "MODE",
@@ -426,7 +427,8 @@ static size_t matching_pids(const char *match, pid_t **out)
     size_t n, kept = 0;
     if (collect_pids(&pids, &n) != 0)
         n = 0;
-    qsort(pids, n, sizeof(*pids), pid_compare);
+    if (n > 1)
+        qsort(pids, n, sizeof(*pids), pid_compare);
     for (size_t i = 0; i < n; i++) {
         Pyprof__Response *r;
         if (call(pids[i], PYPROF__OP__OP_STATUS, 0, &r) != 0)

@@ -85,7 +85,10 @@ class Env:
 
     def preload_env(self, **extra):
         env = dict(self.env)
-        env["LD_PRELOAD"] = str(LIB)
+        # A sanitizer build's agent needs the sanitizer runtimes loaded first
+        # (PYPROF_PRELOAD_FIRST="libasan.so libubsan.so", set by scripts/test).
+        first = os.environ.get("PYPROF_PRELOAD_FIRST", "")
+        env["LD_PRELOAD"] = f"{first} {LIB}".strip()
         env.update({k: str(v) for k, v in extra.items()})
         return env
 
@@ -97,7 +100,11 @@ class Env:
         return p
 
     def ctl(self, *args, check=True, timeout=60, **kw):
-        r = subprocess.run([str(CTL), *map(str, args)], env=self.env, capture_output=True,
+        env = dict(self.env)
+        if os.environ.get("PYPROF_PRELOAD_FIRST"):
+            # pyprofctl run puts libpyprof.so after what LD_PRELOAD already holds.
+            env["LD_PRELOAD"] = os.environ["PYPROF_PRELOAD_FIRST"]
+        r = subprocess.run([str(CTL), *map(str, args)], env=env, capture_output=True,
                            text=kw.pop("text", True), timeout=timeout, **kw)
         if check and r.returncode != 0:
             raise AssertionError(f"pyprofctl {' '.join(map(str, args))} failed "

@@ -439,9 +439,11 @@ def test_run_writes_profile_and_keeps_exit_code(env, tmp_path):
             "    t = time.time()\n"
             "    while time.time() - t < 0.5:\n        pass\n"
             "work()\nsys.exit(4)\n")
+    run_env = dict(env.env, PYPROF_INTERVAL="1ms")
+    if os.environ.get("PYPROF_PRELOAD_FIRST"):   # the sanitizer pass of scripts/test
+        run_env["LD_PRELOAD"] = os.environ["PYPROF_PRELOAD_FIRST"]
     r = subprocess.run([str(CTL), "run", "-o", str(out), "--", ONE_PYTHON, "-c", prog],
-                       env=dict(env.env, PYPROF_INTERVAL="1ms"), capture_output=True,
-                       text=True, timeout=60)
+                       env=run_env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 4, r.stderr
     text = out.read_text()
     assert any(line.split(";")[-1].startswith("work (") for line in text.splitlines()), text

@@ -119,7 +119,7 @@ def test_uwsgi_workers_each_get_an_agent(env):
          "--wsgi-file", "wsgi_app.py", "--callable", "app", "--processes", "2", "--master",
          "--die-on-term"],
         env=dict(env.preload_env(PYPROF_INTERVAL="1ms"),
-                 LD_PRELOAD=f"{UWSGI_LIBPYTHON} {LIB}"),
+                 LD_PRELOAD=f"{UWSGI_LIBPYTHON} {env.preload_env()['LD_PRELOAD']}"),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     env.procs.append(proc)
     served = set()
