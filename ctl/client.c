@@ -77,6 +77,24 @@ static int recv_all(int fd, uint8_t *buf, size_t len)
     return 0;
 }
 
+/* The agent serves only its own uid and root, and closes the connection of anyone else
+ * without a word: ask the kernel who is listening, so that a refusal can be named. */
+static int check_owner(int fd, pid_t pid, int *out, char *err, size_t errlen)
+{
+    struct ucred peer;
+    socklen_t len = sizeof(peer);
+    uid_t me = geteuid();
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &peer, &len) == 0 && me != 0 &&
+        peer.uid != me) {
+        close(fd);
+        return fail(err, errlen, -EACCES,
+                    "permission denied: process %d belongs to uid %u, pyprofctl runs as uid %u",
+                    (int)pid, (unsigned)peer.uid, (unsigned)me);
+    }
+    *out = fd;
+    return 0;
+}
+
 static int connect_to(const char *path, pid_t pid, int *out, char *err, size_t errlen)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -86,10 +104,8 @@ static int connect_to(const char *path, pid_t pid, int *out, char *err, size_t e
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fail(err, errlen, -errno, "socket: %s", strerror(errno));
-    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-        *out = fd;
-        return 0;
-    }
+    if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+        return check_owner(fd, pid, out, err, errlen);
     int e = errno;
     close(fd);
     if (!process_exists(pid)) {
@@ -123,7 +139,7 @@ static int exchange(int fd, const Pyprof__Request *req, Pyprof__Response **out, 
     free(frame);
     if (rc == 0)
         rc = recv_all(fd, header, sizeof(header));
-    if (rc == -ECONNRESET)
+    if (rc == -ECONNRESET || rc == -EPIPE)
         return fail(err, errlen, -EACCES,
                     "the agent closed the connection (permission denied, or it is exiting)");
     if (rc != 0)

@@ -40,9 +40,7 @@ static struct {
     pid_t pid;                  /* the process the threads belong to */
     int running;                /* sampler and server threads exist in this process */
     int exited;                 /* atexit ran: never start again */
-    ptrdiff_t bootstrap_tid_offset;   /* tid's place in struct pthread, seen from the
-                                         start-up thread */
-    _Atomic int installed;            /* the pending call has run */
+    _Atomic int installed;            /* the start-up audit hook has done its work */
     int final_exit_registered;        /* on_final_exit() will run at Py_FinalizeEx's end */
 } agent;
 
@@ -472,24 +470,42 @@ static int is_finalizing(void)
     return pyprof_py_interp_state(&agent.py, &is) == 0 && is.finalizing;
 }
 
-/* Register the hooks and start the threads. Main thread, GIL held, in a pending call. */
-static int install_pending(void *arg)
+static void *tid_offset_main(void *arg)
 {
-    (void)arg;
-    atomic_store(&agent.installed, 1);
+    *(ptrdiff_t *)arg = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
+    return NULL;
+}
+
+/* 3.9/3.10 keep only a thread's pthread_t: its tid is found inside glibc's struct pthread.
+ * Trust the place found on this thread only if a second thread (started and joined at
+ * once, so that none outlives this call) finds it at the same place. -1 when unknown. */
+static ptrdiff_t confirmed_tid_offset(void)
+{
+    ptrdiff_t mine = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid()), other = -2;
+    pthread_t thread;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&thread, NULL, tid_offset_main, &other);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0)
+        return -1;
+    pthread_join(thread, NULL);
+    return mine == other ? mine : -1;
+}
+
+/* Register the hooks and start the threads. GIL held (from the start-up audit hook). */
+static void install(void)
+{
     if (is_finalizing() || agent.exited)
-        return 0;
-    if (agent.py.layout.tstate_native_thread_id == PYPROF_NO_FIELD) {
-        /* 3.9/3.10: trust the tid's place in struct pthread only if the main thread and
-         * the start-up thread agree on it. */
-        ptrdiff_t off = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
-        agent.py.pthread_tid_offset = off == agent.bootstrap_tid_offset ? off : -1;
-    }
+        return;
+    if (agent.py.layout.tstate_native_thread_id == PYPROF_NO_FIELD)
+        agent.py.pthread_tid_offset = confirmed_tid_offset();
     struct pyprof_hooks hooks = {on_exit_hook, before_fork_hook, after_fork_parent_hook,
                                  after_fork_child_hook};
     if (pyprof_pyapi_register_hooks(&hooks) != 0) {
         pyprof_warn("cannot register exit and fork hooks; pyprof is off");
-        return 0;
+        return;
     }
     agent.final_exit_registered = agent.api.at_exit(on_final_exit) == 0;
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
@@ -497,56 +513,31 @@ static int install_pending(void *arg)
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);
     if (agent.sampler == NULL) {
         pyprof_warn("out of memory; pyprof is off");
-        return 0;
+        return;
     }
     start_threads();
-    return 0;
 }
 
 /*
- * Wait (sleeping, never spinning) until the interpreter is initialised, then ask its main
- * thread to finish the set-up in a pending call, where calling the C-API is safe.
- *
- * A pending call added from another thread does not always wake the main thread: CPython
- * decides whether to set its "eval breaker" in the calling thread, and from any thread but
- * the main one (3.12), or depending on timing (3.9-3.11), it may not; a busy main thread
- * then never looks at its pending calls. Taking the GIL once (and giving it straight back)
- * makes the main thread drop it at its next check, which also makes it run its pending
- * calls. If the interpreter finalises meanwhile, CPython ends this thread inside
- * PyGILState_Ensure: it holds nothing, so that is harmless.
+ * Start-up without a thread of our own: CPython calls audit hooks added before
+ * initialisation (PySys_AddAuditHook is documented as safe then) for every audit event,
+ * in the thread raising it, with the GIL held. The first event once the interpreter is
+ * initialised (an import, compile, exec, cpython.run_*, os.fork...) installs the agent;
+ * every later one costs one load. Had a start-up thread waited for initialisation instead,
+ * a program forking at once would fork while it was alive: 3.12+ would warn that the
+ * process is multi-threaded, and a child forked before the set-up would have no agent.
+ * An os.fork() that comes first installs the agent in its own audit event, before the
+ * fork's hooks run: its child gets an agent too. Never fails the event.
  */
-static void *bootstrap_main(void *arg)
+static int on_audit(const char *event, void *args, void *data)
 {
-    (void)arg;
-    agent.bootstrap_tid_offset = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid());
-    struct timespec delay = {0, 1000000};
-    while (!agent.api.is_initialized()) {
-        nanosleep(&delay, NULL);
-        if (delay.tv_nsec < 20000000)
-            delay.tv_nsec += 1000000;
-    }
-    while (agent.api.add_pending_call(install_pending, NULL) != 0)
-        nanosleep(&delay, NULL);   /* the queue is full: try again shortly */
-    if (!atomic_load(&agent.installed) && !is_finalizing()) {
-        int gil = agent.api.gil_ensure();
-        agent.api.gil_release(gil);
-    }
-    return NULL;
-}
-
-static int start_bootstrap(void)
-{
-    pthread_t thread;
-    pthread_attr_t attr;
-    sigset_t all, old;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&thread, &attr, bootstrap_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    return -rc;
+    (void)event, (void)args, (void)data;
+    if (atomic_load_explicit(&agent.installed, memory_order_relaxed) ||
+        !agent.api.is_initialized())
+        return 0;
+    if (atomic_exchange(&agent.installed, 1) == 0)   /* install()'s own events come back */
+        install();
+    return 0;
 }
 
 static int check_interpreter(void)
@@ -598,8 +589,8 @@ void pyprof_agent_start(void)
     read_cmdline();
     register_exit_hook();
     pthread_atfork(NULL, NULL, atfork_child);
-    if (start_bootstrap() != 0)
-        pyprof_warn("cannot start a thread; pyprof is off");
+    if (agent.api.add_audit_hook(on_audit, NULL) != 0)
+        pyprof_warn("cannot add the start-up audit hook; pyprof is off");
 }
 
 /* exit() paths that skip Python's atexit (an extension calling exit(), say). */

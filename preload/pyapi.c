@@ -31,6 +31,8 @@ static struct {
     void (*decref)(PyObject *);
     void (*incref)(PyObject *);
     void (*err_clear)(void);
+    void (*err_fetch)(PyObject **, PyObject **, PyObject **);
+    void (*err_restore)(PyObject *, PyObject *, PyObject *);
     PyObject *none;
 } py;
 
@@ -71,8 +73,8 @@ int pyprof_pyapi_resolve(struct pyprof_pyapi *api)
 {
     api->add_pending_call = (int (*)(int (*)(void *), void *))sym("Py_AddPendingCall");
     api->at_exit = (int (*)(void (*)(void)))sym("Py_AtExit");
-    api->gil_ensure = (int (*)(void))sym("PyGILState_Ensure");
-    api->gil_release = (void (*)(int))sym("PyGILState_Release");
+    api->add_audit_hook = (int (*)(int (*)(const char *, void *, void *), void *))
+        sym("PySys_AddAuditHook");
     api->runtime = (uintptr_t)sym("_PyRuntime");
     api->code_type = (uintptr_t)sym("PyCode_Type");
     api->frame_type = (uintptr_t)sym("PyFrame_Type");
@@ -89,11 +91,14 @@ int pyprof_pyapi_resolve(struct pyprof_pyapi *api)
     py.decref = (void (*)(PyObject *))sym("Py_DecRef");
     py.incref = (void (*)(PyObject *))sym("Py_IncRef");
     py.err_clear = (void (*)(void))sym("PyErr_Clear");
+    py.err_fetch = (void (*)(PyObject **, PyObject **, PyObject **))sym("PyErr_Fetch");
+    py.err_restore = (void (*)(PyObject *, PyObject *, PyObject *))sym("PyErr_Restore");
     py.none = (PyObject *)sym("_Py_NoneStruct");
 
-    if (!api->add_pending_call || !api->at_exit || !api->gil_ensure || !api->gil_release || !api->runtime || !api->code_type || !py.import_module ||
-        !py.get_attr || !py.cfunction_new || !py.call || !py.tuple_new || !py.tuple_set ||
-        !py.dict_new || !py.dict_set || !py.decref || !py.incref || !py.err_clear || !py.none)
+    if (!api->add_pending_call || !api->at_exit || !api->add_audit_hook || !api->runtime ||
+        !api->code_type || !py.import_module || !py.get_attr || !py.cfunction_new || !py.call ||
+        !py.tuple_new || !py.tuple_set || !py.dict_new || !py.dict_set || !py.decref ||
+        !py.incref || !py.err_clear || !py.err_fetch || !py.err_restore || !py.none)
         return -ENOTSUP;
     return 0;
 }
@@ -189,9 +194,10 @@ out:
 
 int pyprof_pyapi_register_hooks(const struct pyprof_hooks *h)
 {
-    PyObject *fn[4] = {NULL};
+    PyObject *fn[4] = {NULL}, *type, *value, *traceback;
     int rc = -EIO;
     hooks = *h;
+    py.err_fetch(&type, &value, &traceback);
     for (int i = 0; i < 4; i++)
         if ((fn[i] = py.cfunction_new(&method_defs[i], NULL, NULL)) == NULL)
             goto out;
@@ -203,5 +209,6 @@ out:
         if (fn[i]) py.decref(fn[i]);
     if (rc != 0)
         py.err_clear();
+    py.err_restore(type, value, traceback);
     return rc;
 }

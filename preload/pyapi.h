@@ -3,10 +3,10 @@
  * agent never links against libpython, so that one build serves every interpreter and a
  * non-Python process never needs Python symbols.
  *
- * They are used only from the host's main thread while it holds the GIL (inside a pending
- * call or a hook the interpreter calls), never from the agent's own threads, except
- * Py_IsInitialized and Py_AddPendingCall, which need no GIL, and one GIL round trip by the
- * start-up thread (see agent.c).
+ * They are used only from a host thread that holds the GIL (inside an audit hook, a
+ * pending call or a hook the interpreter calls), never from the agent's own threads, except
+ * Py_IsInitialized and Py_AddPendingCall, which need no GIL, and PySys_AddAuditHook, which
+ * CPython documents as safe before initialisation.
  */
 #ifndef PYPROF_PYAPI_H
 #define PYPROF_PYAPI_H
@@ -22,8 +22,9 @@ struct pyprof_pyapi {
     int (*is_initialized)(void);
     int (*add_pending_call)(int (*fn)(void *), void *arg);
     int (*at_exit)(void (*fn)(void));   /* Py_AtExit: runs at the very end of finalisation */
-    int (*gil_ensure)(void);            /* PyGILState_Ensure */
-    void (*gil_release)(int state);     /* PyGILState_Release */
+    /* PySys_AddAuditHook: the hook runs in whichever thread raises an audit event, GIL
+     * held; it must return 0 (non-zero aborts the host's operation). */
+    int (*add_audit_hook)(int (*hook)(const char *event, void *args, void *data), void *data);
 };
 
 /* Find the interpreter and its version. 0; -ENOENT when this is not a CPython process
@@ -43,7 +44,8 @@ struct pyprof_hooks {
 };
 
 /* Register the hooks with atexit and os.register_at_fork. GIL held.
- * Imports only built-in modules (atexit, posix) and clears any error it causes.
+ * Imports only built-in modules (atexit, posix); the thread's error indicator is left as
+ * it was found (an audit hook may run while an exception is being handled).
  * 0 or -EIO. */
 int pyprof_pyapi_register_hooks(const struct pyprof_hooks *hooks);
 

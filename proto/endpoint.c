@@ -12,10 +12,23 @@ static int format_into(size_t size, int n)
     return (n < 0 || (size_t)n >= size) ? -ENAMETOOLONG : 0;
 }
 
+/* "dir/" names what the link "dir" points to, so lstat() would follow it: keep the
+ * directory's own name, without trailing slashes (but "/" stays "/"). */
+static void strip_trailing_slashes(char *path)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/')
+        path[--len] = '\0';
+}
+
 int pyprof_socket_dir(const char *pyprof_dir, const char *xdg_dir, char *out, size_t size)
 {
-    if (pyprof_dir != NULL && pyprof_dir[0] != '\0')
-        return format_into(size, snprintf(out, size, "%s", pyprof_dir));
+    if (pyprof_dir != NULL && pyprof_dir[0] != '\0') {
+        int rc = format_into(size, snprintf(out, size, "%s", pyprof_dir));
+        if (rc == 0)
+            strip_trailing_slashes(out);
+        return rc;
+    }
     if (xdg_dir != NULL && xdg_dir[0] == '/')
         return format_into(size, snprintf(out, size, "%s/pyprof", xdg_dir));
     return format_into(size, snprintf(out, size, "/tmp/pyprof-%u", (unsigned)getuid()));
