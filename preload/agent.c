@@ -578,6 +578,17 @@ static int check_interpreter(void)
     return 0;
 }
 
+/* PySys_AddAuditHook, called before initialisation, allocates its entry with malloc; if
+ * the interpreter then switches to a debug allocator (PYTHONMALLOC=*debug, dev mode),
+ * finalisation frees that entry through it and the process crashes. Stay out then. */
+static int debug_allocator_possible(void)
+{
+    const char *malloc_env = getenv("PYTHONMALLOC"), *dev = getenv("PYTHONDEVMODE");
+    return (malloc_env != NULL && strstr(malloc_env, "debug") != NULL) ||
+           (dev != NULL && dev[0] != '\0') || strstr(agent.cmdline, "-X dev") != NULL ||
+           strstr(agent.cmdline, "-Xdev") != NULL;
+}
+
 void pyprof_agent_start(void)
 {
     pyprof_config_load(&agent.cfg, env_lookup, hold_warning);
@@ -587,6 +598,11 @@ void pyprof_agent_start(void)
     if (check_interpreter() != 0)
         return;
     read_cmdline();
+    if (debug_allocator_possible()) {
+        pyprof_debug("a debug memory allocator may be selected (PYTHONMALLOC, PYTHONDEVMODE, "
+                     "-X dev); pyprof is off");
+        return;
+    }
     register_exit_hook();
     pthread_atfork(NULL, NULL, atfork_child);
     if (agent.api.add_audit_hook(on_audit, NULL) != 0)

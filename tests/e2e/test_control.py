@@ -1117,3 +1117,17 @@ def test_pyprof_start_0_waits_for_start(env, python):
     wait_samples(env, pid, 10)
     assert "spin" in leaves(env.dump(pid))
     assert quit(proc) == 0
+
+
+@pytest.mark.parametrize("setting", [{"PYTHONMALLOC": "malloc_debug"}, {"PYTHONDEVMODE": "1"}])
+def test_debug_allocator_keeps_the_agent_off(env, python, setting):
+    """With a debug allocator requested the agent stays off (its start-up hook's memory
+    would be freed through the wrong allocator at exit): the program exits as it does
+    without the preload, with no socket and no output of ours."""
+    code = "print('ok')"
+    plain = subprocess.run([python, "-c", code], env=dict(env.env, **setting),
+                           capture_output=True, text=True, timeout=60)
+    r = subprocess.run([python, "-c", code], env=env.preload_env(**setting),
+                       capture_output=True, text=True, timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (plain.returncode, plain.stdout, plain.stderr)
+    assert sockets_in(env.sockdir) == []
