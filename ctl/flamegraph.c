@@ -70,7 +70,9 @@ static int add_line(struct tree *t, char *line)
     *space = '\0';
     struct node *at = &t->root;
     int depth = 0;
-    at->value += value;
+    /* Every node's value is part of the root's: checking the root's sum covers them all. */
+    if (__builtin_add_overflow(at->value, value, &at->value))
+        return -EINVAL;
     for (char *frame = line; frame != NULL;) {
         char *semi = strchr(frame, ';');
         size_t len = semi ? (size_t)(semi - frame) : strlen(frame);

@@ -41,7 +41,8 @@ static int parse_line(struct pyprof_pbuild *b, char *line)
         return -EINVAL;
     char *end;
     long long value = strtoll(space + 1, &end, 10);
-    if (*end != '\0' || value < 0)
+    /* Microseconds become nanoseconds below: refuse what would not fit. */
+    if (*end != '\0' || value < 0 || value > INT64_MAX / 1000)
         return -EINVAL;
     *space = '\0';
     uint64_t locs[MAX_FRAMES];
@@ -66,6 +67,15 @@ static int parse_line(struct pyprof_pbuild *b, char *line)
     return pyprof_pbuild_sample(b, locs, n, 1, value * 1000, NULL, 0);
 }
 
+/* The line number of `at` in `text`, from 1. */
+static size_t line_of(const char *text, const char *at)
+{
+    size_t n = 1;
+    for (; text < at; text++)
+        n += *text == '\n';
+    return n;
+}
+
 int pyprof_folded_parse(const char *text, size_t len, Perftools__Profiles__Profile **out,
                         size_t *bad_line)
 {
@@ -76,11 +86,16 @@ int pyprof_folded_parse(const char *text, size_t len, Perftools__Profiles__Profi
     if (rc == 0) {
         memcpy(copy, text, len);
         copy[len] = '\0';
-        if (memchr(copy, '\0', len) != NULL)
+        const char *nul = memchr(copy, '\0', len);
+        if (nul != NULL) {
             rc = -EINVAL;   /* binary data */
+            lineno = line_of(copy, nul);
+        }
     }
-    for (char *save = NULL, *l = rc ? NULL : strtok_r(copy, "\n", &save); l && rc == 0;
-         l = strtok_r(NULL, "\n", &save)) {
+    /* Line by line, empty ones included, so that an error names the line an editor shows. */
+    for (char *l = rc ? NULL : copy, *next; l && rc == 0; l = next) {
+        if ((next = strchr(l, '\n')) != NULL)
+            *next++ = '\0';
         lineno++;
         size_t n = strlen(l);
         if (n && l[n - 1] == '\r')

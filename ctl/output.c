@@ -121,42 +121,95 @@ int pyprof_output_write(const Perftools__Profiles__Profile *p, enum pyprof_forma
 
 #define MAX_PROFILE_FILE (512u << 20)
 
-/* The whole file, decompressed if it is gzip (gzread passes other files through). */
+/* Grow a buffer to twice its size, up to MAX_PROFILE_FILE: -EFBIG past it. */
+static int grow(uint8_t **buf, size_t *cap)
+{
+    uint8_t *bigger = *cap < MAX_PROFILE_FILE ? realloc(*buf, *cap * 2) : NULL;
+    if (bigger == NULL)
+        return *cap < MAX_PROFILE_FILE ? -ENOMEM : -EFBIG;
+    *buf = bigger;
+    *cap *= 2;
+    return 0;
+}
+
+/* The whole file, as it is on disk. */
 static int slurp(const char *path, uint8_t **out, size_t *len, char *err, size_t errlen)
 {
-    gzFile gz = gzopen(path, "rb");
-    if (gz == NULL) {
-        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno ? errno : ENOMEM));
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
         return -ENOENT;
     }
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = 1 << 16, n = 0, got;
     uint8_t *buf = malloc(cap);
-    int got = 0;
-    while (buf != NULL && (got = gzread(gz, buf + n, (unsigned)(cap - n))) > 0) {
-        n += (size_t)got;
-        if (n == cap) {
-            uint8_t *bigger = cap < MAX_PROFILE_FILE ? realloc(buf, cap * 2) : NULL;
-            if (bigger == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = bigger;
-            cap *= 2;
-        }
-    }
-    int zerr = Z_OK;
-    gzerror(gz, &zerr);   /* a truncated stream ends reads early but sets Z_BUF_ERROR */
-    int bad = got < 0 || buf == NULL || (zerr != Z_OK && zerr != Z_STREAM_END);
-    gzclose(gz);
-    if (bad) {
+    int rc = buf ? 0 : -ENOMEM;
+    while (rc == 0 && (got = fread(buf + n, 1, cap - n, f)) > 0)
+        if ((n += got) == cap)
+            rc = grow(&buf, &cap);
+    if (rc == 0 && ferror(f))
+        rc = errno ? -errno : -EIO;   /* EISDIR, say */
+    fclose(f);
+    if (rc != 0) {
         free(buf);
-        snprintf(err, errlen, "%s: %s", path,
-                 buf == NULL ? "too large" : "truncated or corrupt compressed data");
-        return -EBADMSG;
+        snprintf(err, errlen, "%s: %s", path, rc == -EFBIG ? "too large" : strerror(-rc));
+        return rc;
     }
     *out = buf;
     *len = n;
+    return 0;
+}
+
+static int is_gzip(const uint8_t *p, size_t len)
+{
+    return len >= 2 && p[0] == 0x1f && p[1] == 0x8b;
+}
+
+/* Inflate gzip members one after another (as `cat a.gz b.gz` makes); bytes after a member
+ * that do not start another one are ignored, as gzread does. -EBADMSG for a truncated or
+ * corrupt stream, -EFBIG past MAX_PROFILE_FILE. */
+static int gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *outlen)
+{
+    z_stream z = {0};
+    size_t cap = 1 << 16;
+    uint8_t *buf = malloc(cap);
+    if (buf == NULL || inflateInit2(&z, 15 + 16) != Z_OK) {
+        free(buf);
+        return -ENOMEM;
+    }
+    z.next_in = (Bytef *)in;
+    z.next_out = buf;
+    int rc = 0;
+    for (;;) {
+        /* zlib counts in uInt: feed and drain at most 1 GiB per call. */
+        size_t in_left = len - (size_t)((const uint8_t *)z.next_in - in);
+        size_t out_used = (size_t)(z.next_out - buf);
+        z.avail_in = (uInt)(in_left < (1u << 30) ? in_left : (1u << 30));
+        z.avail_out = (uInt)(cap - out_used < (1u << 30) ? cap - out_used : (1u << 30));
+        int zrc = inflate(&z, Z_NO_FLUSH);
+        in_left = len - (size_t)((const uint8_t *)z.next_in - in);
+        out_used = (size_t)(z.next_out - buf);
+        if (zrc == Z_STREAM_END) {
+            if (!is_gzip(z.next_in, in_left))
+                break;
+            inflateReset(&z);
+        } else if (zrc == Z_BUF_ERROR && in_left == 0) {
+            rc = -EBADMSG;   /* the input ended inside a member */
+            break;
+        } else if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+            rc = zrc == Z_MEM_ERROR ? -ENOMEM : -EBADMSG;
+            break;
+        }
+        if (out_used == cap && (rc = grow(&buf, &cap)) != 0)
+            break;
+        z.next_out = buf + out_used;
+    }
+    *outlen = (size_t)(z.next_out - buf);
+    inflateEnd(&z);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
     return 0;
 }
 
@@ -171,33 +224,61 @@ static int pprof_plausible(const Perftools__Profiles__Profile *p)
     return 1;
 }
 
-int pyprof_output_read(const char *path, Perftools__Profiles__Profile **out, char *err,
-                       size_t errlen)
+/* Collapsed stacks or profile.proto, uncompressed. */
+static int decode(const uint8_t *buf, size_t len, const char *name,
+                  Perftools__Profiles__Profile **out, char *err, size_t errlen)
 {
-    uint8_t *buf;
-    size_t len, bad_line = 0;
-    int rc = slurp(path, &buf, &len, err, errlen);
-    if (rc != 0)
-        return rc;
+    size_t bad_line = 0;
+    int rc;
     if (len == 0) {
-        free(buf);
-        snprintf(err, errlen, "%s: empty file", path);
+        snprintf(err, errlen, "%s: empty file", name);
         return -EBADMSG;
     }
     if (pyprof_folded_detect((const char *)buf, len)) {
         rc = pyprof_folded_parse((const char *)buf, len, out, &bad_line);
         if (rc != 0)
-            snprintf(err, errlen, "%s:%zu: not a collapsed-stack line", path, bad_line);
-    } else {
-        *out = perftools__profiles__profile__unpack(NULL, len, buf);
-        if (*out != NULL && !pprof_plausible(*out)) {
-            perftools__profiles__profile__free_unpacked(*out, NULL);
-            *out = NULL;
-        }
-        rc = *out ? 0 : -EBADMSG;
-        if (rc != 0)
-            snprintf(err, errlen, "%s: neither a pprof profile nor collapsed stacks", path);
+            snprintf(err, errlen, "%s:%zu: not a collapsed-stack line", name, bad_line);
+        return rc;
     }
+    *out = perftools__profiles__profile__unpack(NULL, len, buf);
+    if (*out != NULL && !pprof_plausible(*out)) {
+        perftools__profiles__profile__free_unpacked(*out, NULL);
+        *out = NULL;
+    }
+    if (*out == NULL)
+        snprintf(err, errlen, "%s: neither a pprof profile nor collapsed stacks", name);
+    return *out ? 0 : -EBADMSG;
+}
+
+int pyprof_output_read_buffer(const uint8_t *data, size_t len, const char *name,
+                              Perftools__Profiles__Profile **out, char *err, size_t errlen)
+{
+    if (!is_gzip(data, len))
+        return decode(data, len, name, out, err, errlen);
+    uint8_t *plain;
+    size_t plain_len;
+    int rc = gunzip(data, len, &plain, &plain_len);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", name,
+                 rc == -EFBIG    ? "too large"
+                 : rc == -ENOMEM ? strerror(ENOMEM)
+                                 : "truncated or corrupt compressed data");
+        return rc;
+    }
+    rc = decode(plain, plain_len, name, out, err, errlen);
+    free(plain);
+    return rc;
+}
+
+int pyprof_output_read(const char *path, Perftools__Profiles__Profile **out, char *err,
+                       size_t errlen)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = slurp(path, &buf, &len, err, errlen);
+    if (rc != 0)
+        return rc;
+    rc = pyprof_output_read_buffer(buf, len, path, out, err, errlen);
     free(buf);
     return rc;
 }

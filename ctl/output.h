@@ -5,6 +5,9 @@
 #ifndef PYPROF_CTL_OUTPUT_H
 #define PYPROF_CTL_OUTPUT_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "collapsed.h"
 #include "profile.pb-c.h"
 
@@ -37,6 +40,10 @@ int pyprof_output_write(const Perftools__Profiles__Profile *profile, enum pyprof
  * stacks. 0 with *out (free with pyprof_output_free), or -errno with a one-line reason. */
 int pyprof_output_read(const char *path, Perftools__Profiles__Profile **out, char *err,
                        size_t errlen);
+/* The same from bytes in memory (the file's content, compressed or not); `name` is used in
+ * the reason only. */
+int pyprof_output_read_buffer(const uint8_t *data, size_t len, const char *name,
+                              Perftools__Profiles__Profile **out, char *err, size_t errlen);
 void pyprof_output_free(Perftools__Profiles__Profile *profile);
 
 #endif

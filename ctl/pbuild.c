@@ -311,7 +311,7 @@ static int copy_sample(struct pyprof_pbuild *b, const Perftools__Profiles__Profi
     for (size_t i = 0; rc == 0 && i < s->n_location_id; i++)
         if ((locs[i] = copy_location(b, src, s->location_id[i])) == 0)
             rc = -EINVAL;
-    if (root)
+    if (root && locs)
         locs[n - 1] = root;
     for (size_t i = 0; rc == 0 && i < s->n_label; i++) {
         labels[i].key = pyprof_pprof_string(src, s->label[i]->key);

@@ -80,7 +80,7 @@ static int add_sample(struct ctx *c, const Perftools__Profiles__Sample *s)
     json_t *stack = json_array();
     for (size_t i = s->n_location_id; i-- > 0;) {   /* speedscope wants the root first */
         const Perftools__Profiles__Location *loc = pyprof_pprof_location(c->p, s->location_id[i]);
-        if (loc == NULL) {
+        if (loc == NULL || loc->n_line > PYPROF_MAX_STACK_FRAMES - json_array_size(stack)) {
             json_decref(stack);
             return -EINVAL;
         }
@@ -94,10 +94,15 @@ static int add_sample(struct ctx *c, const Perftools__Profiles__Sample *s)
         }
     }
     json_t *prof = thread_profile(c, s);
+    json_t *end = json_object_get(prof, "endValue");
+    json_int_t total;
+    if (__builtin_add_overflow(json_integer_value(end), value, &total)) {
+        json_decref(stack);
+        return -EINVAL;   /* values no profiler measured */
+    }
     json_array_append_new(json_object_get(prof, "samples"), stack);
     json_array_append_new(json_object_get(prof, "weights"), json_integer(value));
-    json_t *end = json_object_get(prof, "endValue");
-    json_integer_set(end, json_integer_value(end) + value);
+    json_integer_set(end, total);
     return 0;
 }
 

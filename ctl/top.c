@@ -91,8 +91,12 @@ static int add_sample(struct pyprof_top *t, const Perftools__Profiles__Profile *
         return -EINVAL;
     int64_t v = t->samples || s->n_value < 2 ? s->value[0] : s->value[1] / 1000;
     char name[1024];
+    if (v <= 0)
+        return 0;   /* as in the renderers: nothing to show */
+    /* Self and total values are parts of the total: checking it covers them. */
+    if (__builtin_add_overflow(t->last_total, v, &t->last_total))
+        return -EINVAL;
     json_object_clear(seen);
-    t->last_total += v;
     for (size_t i = 0; i < s->n_location_id; i++) {
         if (function_name(p, s->location_id[i], name, sizeof(name)) != 0)
             return -EINVAL;

@@ -124,20 +124,19 @@ static int put_sample(const struct lookup *l, const Perftools__Profiles__Sample 
         return 1;
     if (o->threads && put_thread_root(l, s, out) != 0)
         return -EIO;
-    int first = 1;
+    size_t frames = 0;
     /* pprof lists the leaf first; folded stacks start at the root. A location with several
      * lines (inlining) lists its innermost line first too. */
     for (size_t i = s->n_location_id; i-- > 0;) {
         const Perftools__Profiles__Location *loc = location(l, s->location_id[i]);
-        if (loc == NULL)
+        if (loc == NULL || loc->n_line > PYPROF_MAX_STACK_FRAMES - frames)
             return -EINVAL;
         for (size_t j = loc->n_line; j-- > 0;) {
-            if (!first && fputc(';', out) == EOF)
+            if (frames++ > 0 && fputc(';', out) == EOF)
                 return -EIO;
             int rc = put_frame(l, loc->line[j], o, out);
             if (rc != 0)
                 return rc;
-            first = 0;
         }
     }
     return 0;
@@ -186,7 +185,8 @@ static int write_folded(struct folded *lines, size_t n, FILE *out)
         int64_t total = 0;
         size_t j = i;
         for (; j < n && strcmp(lines[j].stack, lines[i].stack) == 0; j++)
-            total += lines[j].value;
+            if (__builtin_add_overflow(total, lines[j].value, &total))
+                return -EINVAL;   /* values no profiler measured */
         if (fprintf(out, "%s %lld\n", lines[i].stack, (long long)total) < 0)
             return -EIO;
         i = j;

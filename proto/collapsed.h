@@ -12,6 +12,12 @@
 
 #include "profile.pb-c.h"
 
+/* Frames in one sample's stack, beyond which a profile is refused as inconsistent: the
+ * agent writes at most 2048 (PYPROF_MAX_DEPTH) and a few roots, collapsed files hold at
+ * most 4096. The flamegraph recurses once per frame, and a location's lines multiply the
+ * sample's location ids: unchecked, a 14 KB pprof file overflows the stack. */
+#define PYPROF_MAX_STACK_FRAMES 8192
+
 struct pyprof_collapsed_options {
     int functions;   /* one frame per function: drop line numbers */
     int threads;     /* a root frame per thread: "thread-name (tid)" */
