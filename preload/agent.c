@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,7 @@
 #include "saferead.h"
 #include "sampler.h"
 #include "server.h"
+#include "thread.h"
 
 extern char **environ;
 
@@ -407,6 +407,16 @@ static void on_exit_hook(void)
     write_output();
 }
 
+/* The sampler thread, as the host's last thread is gone (see pyprof_sampler_options):
+ * serve no more, write the profile; the sampler thread ends after this, and with it the
+ * process. */
+static void on_orphaned(void)
+{
+    pyprof_server_stop(agent.server);
+    agent.server = NULL;
+    write_output();
+}
+
 static void before_fork_hook(void)
 {
     /* Join our threads so the child does not inherit locks they hold, and so that 3.12+
@@ -440,7 +450,7 @@ static void after_fork_child_hook(void)
     if (parent != NULL)
         pyprof_sampler_stats(parent, &ss);   /* the child keeps the parent's started state */
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
-                                         agent.cfg.max_stacks, ss.enabled};
+                                         agent.cfg.max_stacks, ss.enabled, on_orphaned};
     agent.running = 0;
     agent.server = NULL;
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);   /* a fresh profile */
@@ -482,15 +492,10 @@ static void *tid_offset_main(void *arg)
 static ptrdiff_t confirmed_tid_offset(void)
 {
     ptrdiff_t mine = pyprof_pthread_tid_offset((unsigned long)pthread_self(), gettid()), other = -2;
-    pthread_t thread;
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&thread, NULL, tid_offset_main, &other);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0)
+    struct pyprof_thread thread;
+    if (pyprof_thread_start(&thread, tid_offset_main, &other) != 0)
         return -1;
-    pthread_join(thread, NULL);
+    pyprof_thread_join(&thread);
     return mine == other ? mine : -1;
 }
 
@@ -509,7 +514,7 @@ static void install(void)
     }
     agent.final_exit_registered = agent.api.at_exit(on_final_exit) == 0;
     struct pyprof_sampler_options opt = {agent.cfg.interval_ns, agent.cfg.mode,
-                                         agent.cfg.max_stacks, agent.cfg.start};
+                                         agent.cfg.max_stacks, agent.cfg.start, on_orphaned};
     agent.sampler = pyprof_sampler_create(&agent.py, &opt);
     if (agent.sampler == NULL) {
         pyprof_warn("out of memory; pyprof is off");

@@ -7,7 +7,6 @@
 #include "saferead.h"
 
 #define TSTATE_BLOCK 1024    /* bytes of PyThreadState we copy; every field we use is below */
-#define FRAME_BLOCK 256
 #define MAX_CHUNK_COPY (1u << 20)
 #define MAX_STRING_CHARS 1024
 
@@ -147,10 +146,10 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
     free(buf->chunk);
     free(buf->seen);
     free(buf->verify);
-    buf->chunk = NULL;
-    buf->seen = NULL;
-    buf->verify = NULL;
-    buf->chunk_cap = 0;
+    free(buf->hints);
+    free(buf->ahead);
+    free(buf->ahead_addr);
+    memset(buf, 0, sizeof(*buf));
 }
 
 static int grow_chunk(struct pyprof_walk_buf *buf, size_t len)
@@ -255,6 +254,63 @@ static int current_frame(const struct pyprof_py *py, uintptr_t tstate, uintptr_t
 }
 
 #define VERIFY_BATCH 512
+#define AHEAD_MAX VERIFY_BATCH
+#define HINT_SLOTS 8192u   /* a power of two */
+
+static struct pyprof_frame_hint *hint_slot(struct pyprof_walk_buf *buf, uintptr_t frame)
+{
+    /* Frames are at least 64 bytes apart: the low bits say nothing. */
+    return &buf->hints[((frame >> 6) * 0x9E3779B1u) & (HINT_SLOTS - 1)];
+}
+
+static uintptr_t hint_back(struct pyprof_walk_buf *buf, uintptr_t frame)
+{
+    const struct pyprof_frame_hint *h = hint_slot(buf, frame);
+    return h->addr == frame ? h->back : 0;
+}
+
+/* Read `frame` and, in the same call, the callers it had last time (as far as the hints
+ * go, outside the copied chunk [lo, hi)). Falls back to `frame` alone if a hinted
+ * address cannot be read. buf->ahead[0] is then `frame`. */
+static int read_ahead(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t frame,
+                      uintptr_t lo, uintptr_t hi, int budget)
+{
+    size_t size = py->layout.frame_read_size;
+    struct iovec local[AHEAD_MAX], remote[AHEAD_MAX];
+    int n = 0;
+    for (uintptr_t at = frame; n < budget && n < AHEAD_MAX; at = hint_back(buf, at)) {
+        if (!pyprof_plausible_ptr(at) || (at >= lo && at < hi))
+            break;
+        buf->ahead_addr[n] = at;
+        local[n].iov_base = buf->ahead + (size_t)n * size;
+        local[n].iov_len = size;
+        remote[n].iov_base = (void *)at;
+        remote[n].iov_len = size;
+        n++;
+    }
+    if (n == 0)
+        return -ELOOP;
+    int rc = pyprof_saferead_many(local, remote, n);
+    if (rc != 0 && n > 1)
+        rc = pyprof_saferead_many(local, remote, n = 1);
+    buf->ahead_count = rc == 0 ? n : 0;
+    buf->ahead_next = 0;
+    return rc;
+}
+
+/* A frame outside the chunk: from the frames read ahead if it is the next of them, else
+ * read now (with its hinted callers). NULL with *rc set on failure. */
+static const uint8_t *frame_outside(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                                    uintptr_t frame, uintptr_t lo, uintptr_t hi, int budget,
+                                    int *rc)
+{
+    size_t size = py->layout.frame_read_size;
+    if (buf->ahead_next >= buf->ahead_count || buf->ahead_addr[buf->ahead_next] != frame) {
+        if ((*rc = read_ahead(py, buf, frame, lo, hi, budget)) != 0)
+            return NULL;
+    }
+    return buf->ahead + (size_t)buf->ahead_next++ * size;
+}
 
 /* Frames read one by one (all of them on 3.9/3.10; those outside the copied chunk on
  * 3.11+) can belong to different moments. Read them all again in one call: if any frame's
@@ -290,40 +346,49 @@ static int check_torn(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
     return now == top ? 0 : -ELOOP;
 }
 
-static int ensure_verify(const struct pyprof_py *py, struct pyprof_walk_buf *buf)
+static int ensure_buffers(const struct pyprof_py *py, struct pyprof_walk_buf *buf)
 {
     if (buf->seen == NULL)
         buf->seen = malloc(PYPROF_MAX_DEPTH * 2 * sizeof(*buf->seen));
     if (buf->verify == NULL)
         buf->verify = malloc(VERIFY_BATCH * py->layout.frame_read_size);
-    return buf->seen && buf->verify ? 0 : -ENOMEM;
+    if (buf->hints == NULL)
+        buf->hints = calloc(HINT_SLOTS, sizeof(*buf->hints));
+    if (buf->ahead == NULL)
+        buf->ahead = malloc(AHEAD_MAX * py->layout.frame_read_size);
+    if (buf->ahead_addr == NULL)
+        buf->ahead_addr = malloc(AHEAD_MAX * sizeof(*buf->ahead_addr));
+    buf->ahead_count = buf->ahead_next = 0;
+    return buf->seen && buf->verify && buf->hints && buf->ahead && buf->ahead_addr ? 0 : -ENOMEM;
 }
 
 int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                    const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max)
 {
     const struct pyprof_py_layout *L = &py->layout;
-    uint8_t fb[FRAME_BLOCK];
     uintptr_t frame, top, lo, hi;
     int rc, n = 0, steps = 0, nseen = 0;
 
-    if ((rc = ensure_verify(py, buf)) != 0)
+    if ((rc = ensure_buffers(py, buf)) != 0)
         return rc;
     if ((rc = first_frame(py, buf, thread, &frame, &lo, &hi)) != 0)
         return rc;
     top = frame;
 
     while (frame != 0) {
-        const uint8_t *f = fb;
+        const uint8_t *f;
         if (++steps > PYPROF_MAX_DEPTH * 2 || !pyprof_plausible_ptr(frame))
             return -ELOOP;
-        if (frame >= lo && frame < hi && hi - frame >= L->frame_read_size)
+        if (frame >= lo && frame < hi && hi - frame >= L->frame_read_size) {
             f = buf->chunk + (frame - lo);
-        else if ((rc = pyprof_saferead(fb, frame, L->frame_read_size)) != 0)
-            return rc;
-        else
-            buf->seen[nseen++] = (struct pyprof_seen_frame){
-                frame, load_ptr(fb, L->frame_back), load_ptr(fb, L->frame_code)};
+        } else {
+            f = frame_outside(py, buf, frame, lo, hi, PYPROF_MAX_DEPTH * 2 - steps + 1, &rc);
+            if (f == NULL)
+                return rc;
+            uintptr_t back = load_ptr(f, L->frame_back);
+            buf->seen[nseen++] = (struct pyprof_seen_frame){frame, back, load_ptr(f, L->frame_code)};
+            *hint_slot(buf, frame) = (struct pyprof_frame_hint){frame, back};
+        }
         if (L->frame_kind == PYPROF_FRAME_OBJECT && !live_frame_object(py, f))
             return -ELOOP;
         uintptr_t back = load_ptr(f, L->frame_back);

@@ -62,12 +62,21 @@ struct pyprof_raw_frame {
     int offset;       /* byte offset of the current instruction; -1 when unknown */
 };
 
+/* Where a frame outside the copied chunk pointed last time it was read: its caller. */
+struct pyprof_frame_hint {
+    uintptr_t addr, back;
+};
+
 /* Scratch memory for one walker (owned by the caller, e.g. the sampler thread). */
 struct pyprof_walk_buf {
     uint8_t *chunk;       /* copy of the thread's current data-stack chunk (3.11+) */
     size_t chunk_cap;
     struct pyprof_seen_frame *seen;   /* frames read one by one, to verify (see walk) */
     uint8_t *verify;                  /* scratch for re-reading them */
+    struct pyprof_frame_hint *hints;  /* direct-mapped by frame address, all threads */
+    uint8_t *ahead;                   /* frames read ahead along the hinted chain */
+    uintptr_t *ahead_addr;
+    int ahead_count, ahead_next;
 };
 void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
 
@@ -75,8 +84,14 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
  * Walk a thread's frames, innermost first, into out[0..max). Returns the number of frames,
  * or -EFAULT (memory gone), -ENOMEM, -ELOOP (the stack was torn: it moved while we read it).
  * On 3.11+ the thread's current data-stack chunk is copied in one read and frames inside
- * it are walked from that copy. Frames read one by one are read again, all in one call, at
- * the end: if any changed, or the innermost frame did, the walk is thrown away.
+ * it are walked from that copy. Other frames (all of them on 3.9/3.10) cannot be found
+ * before their callee is read; so the walker remembers, for every such frame it read,
+ * its caller, and reads a frame together with the chain of callers it had last time, in
+ * one call: a deep stack whose lower part did not change costs a read or two instead of
+ * one per frame (3.9/3.10 even reuse a code object's frame memory for its next call).
+ * A frame read ahead is used only if its callee really points to it. Frames read outside
+ * the chunk are read again, all in one call, at the end: if any changed, or the innermost
+ * frame did, the walk is thrown away.
  */
 int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                    const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max);

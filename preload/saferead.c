@@ -6,21 +6,34 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fds.h"
+
 enum method { METHOD_NONE, METHOD_VM_READV, METHOD_PIPE };
 
 static enum method method = METHOD_NONE;
-static pid_t self_pid;
+/* process_vm_readv() names the process by a task id. The caller's own, rather than the
+ * process id: once the main thread has called pthread_exit() (a process forked from a
+ * thread ends so), the process id names a zombie task without memory (ESRCH). */
+static __thread pid_t reader_tid;
+
+static pid_t self_task(void)
+{
+    if (reader_tid == 0)
+        reader_tid = gettid();
+    return reader_tid;
+}
 
 /* The pipe fallback serialises readers: one pipe, one lock. It is only used where seccomp
  * forbids process_vm_readv, and only by the sampler thread in practice. */
 static pthread_mutex_t pipe_lock = PTHREAD_MUTEX_INITIALIZER;
 static int pipe_fds[2] = {-1, -1};
+static struct pyprof_fd_guard pipe_guard;
 
 static int vm_read(void *dst, uintptr_t addr, size_t len)
 {
     struct iovec local = {dst, len};
     struct iovec remote = {(void *)addr, len};
-    ssize_t n = process_vm_readv(self_pid, &local, 1, &remote, 1, 0);
+    ssize_t n = process_vm_readv(self_task(), &local, 1, &remote, 1, 0);
     if (n < 0)
         return -errno;
     return (size_t)n == len ? 0 : -EFAULT;
@@ -48,7 +61,9 @@ static int pipe_read_locked(void *dst, uintptr_t addr, size_t len)
 static int pipe_read(void *dst, uintptr_t addr, size_t len)
 {
     pthread_mutex_lock(&pipe_lock);
-    int rc = pipe_read_locked(dst, addr, len);
+    /* Our memory goes through these descriptors: never into a file the host opened at
+     * a number it took back from us. */
+    int rc = pyprof_fd_guard_intact(&pipe_guard) ? pipe_read_locked(dst, addr, len) : -EBADF;
     pthread_mutex_unlock(&pipe_lock);
     return rc;
 }
@@ -67,13 +82,19 @@ static int self_test(int (*reader)(void *, uintptr_t, size_t))
 
 int pyprof_saferead_init(void)
 {
-    self_pid = getpid();
     if (self_test(vm_read) == 0) {
         method = METHOD_VM_READV;
         return 0;
     }
-    if (pipe_fds[0] < 0 && pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
-        return -ENOSYS;
+    if (pipe_fds[0] < 0) {
+        if (pipe2(pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0)
+            return -ENOSYS;
+        pipe_fds[0] = pyprof_fd_lift(pipe_fds[0]);
+        pipe_fds[1] = pyprof_fd_lift(pipe_fds[1]);
+        if (pyprof_fd_guard_add(&pipe_guard, pipe_fds[0]) != 0 ||
+            pyprof_fd_guard_add(&pipe_guard, pipe_fds[1]) != 0)
+            return -ENOSYS;
+    }
     if (self_test(pipe_read) == 0) {
         method = METHOD_PIPE;
         return 0;
@@ -83,7 +104,7 @@ int pyprof_saferead_init(void)
 
 void pyprof_saferead_after_fork(void)
 {
-    self_pid = getpid();
+    reader_tid = 0;   /* the forking thread's: the only one the child has */
 }
 
 const char *pyprof_saferead_method(void)
@@ -121,7 +142,7 @@ int pyprof_saferead_many(const struct iovec *local, const struct iovec *remote, 
     size_t want = 0;
     for (int i = 0; i < count; i++)
         want += remote[i].iov_len;
-    ssize_t n = process_vm_readv(self_pid, local, (unsigned long)count, remote,
+    ssize_t n = process_vm_readv(self_task(), local, (unsigned long)count, remote,
                                  (unsigned long)count, 0);
     if (n < 0)
         return -errno;

@@ -3,9 +3,9 @@
  * that other threads are changing and freeing under it; a stale pointer must come back as
  * an error, never as a fault.
  *
- * The primary method is process_vm_readv() on our own pid (no privilege needed). Where a
- * seccomp profile refuses it, the fallback writes the range to a pipe, which the kernel
- * also rejects with EFAULT on a bad address.
+ * The primary method is process_vm_readv() on the calling thread itself (no privilege
+ * needed). Where a seccomp profile refuses it, the fallback writes the range to a pipe,
+ * which the kernel also rejects with EFAULT on a bad address.
  *
  * Call pyprof_saferead_init() once before use; after that every function is thread-safe.
  */

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,10 +11,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fds.h"
 #include "log.h"
 #include "saferead.h"
+#include "thread.h"
 
-#define CODE_CACHE_SIZE 4096u        /* direct-mapped, by code object address */
+#define CODE_CACHE_WAYS 4u
+#define CODE_CACHE_SIZE 4096u        /* 1024 sets of 4 ways, by code object address */
 #define MAX_LINETABLE (256u * 1024u)
 #define NAME_MAX_BYTES 512
 #define IOV_BATCH 512
@@ -32,6 +34,7 @@ struct code_entry {
     uint32_t function;
     int last_offset;       /* the last instruction offset seen, and its location: */
     uint32_t location;     /* frames of callers sit on the same call for a long time */
+    uint64_t used;         /* when it was last used (the sampler's use counter) */
 };
 
 struct code_ref;
@@ -45,14 +48,14 @@ struct thread_entry {
     uint32_t record;       /* the profile's thread id in `generation` */
     uint32_t last_stack;   /* the stack it was last seen running, in last_generation's */
     uint64_t last_generation;                       /* profile */
-    int stat_fd;           /* /proc/self/task/<tid>/stat, opened when first needed */
+    struct pyprof_fd_id stat;   /* /proc/self/task/<tid>/stat, opened when first needed */
     char name[32];
 };
 
 struct pyprof_sampler {
     struct pyprof_py py;
     struct pyprof_sampler_options opt;
-    pthread_t thread;
+    struct pyprof_thread thread;
     int thread_running;
 
     pthread_mutex_t wake_lock;
@@ -82,6 +85,7 @@ struct pyprof_sampler {
     const uint8_t **header_of;    /* per frame: where its code header is in `headers` */
     struct code_ref *by_address;  /* frames' code addresses, sorted */
     struct pyprof_walk_buf walk;
+    uint64_t code_uses;
     uint64_t pseudo_generation;
     uint32_t idle_location, native_location;
     uint64_t rng;
@@ -163,6 +167,23 @@ static uint32_t code_location(struct pyprof_sampler *s, struct code_entry *e, in
     return e->location;
 }
 
+/* The cache entry for `code`: its own if cached, else the least recently used of its set
+ * (a direct-mapped cache thrashed on a stack of a few hundred distinct functions, and each
+ * miss costs reading two strings and a line table). */
+static struct code_entry *code_slot(struct pyprof_sampler *s, uintptr_t code)
+{
+    uint32_t sets = CODE_CACHE_SIZE / CODE_CACHE_WAYS;
+    struct code_entry *set = &s->codes[(((code >> 4) * 0x9E3779B1u) >> 7) % sets * CODE_CACHE_WAYS];
+    struct code_entry *victim = set;
+    for (unsigned w = 0; w < CODE_CACHE_WAYS; w++) {
+        if (set[w].code == code)
+            return &set[w];
+        if (set[w].used < victim->used)
+            victim = &set[w];
+    }
+    return victim;
+}
+
 /* Code objects of one module sit close together in memory, and a recursive stack repeats
  * the same one: sort the stack's code addresses and read overlapping or nearby headers as
  * one span. The kernel's cost is per range read, far more than per byte. */
@@ -241,12 +262,13 @@ static int resolve_frames(struct pyprof_sampler *s, int n)
         uintptr_t code = s->frames[i].code;
         if (pyprof_py_code_parse(&s->py, s->header_of[i], &raw) != 0)
             return -ELOOP;   /* not a code object any more: the stack moved */
-        struct code_entry *e = &s->codes[(code >> 4) % CODE_CACHE_SIZE];
+        struct code_entry *e = code_slot(s, code);
         if (e->code != code || memcmp(&e->raw, &raw, sizeof(raw)) != 0) {
             int rc = code_entry_fill(s, e, code, &raw);
             if (rc != 0)
                 return rc == -EFAULT ? -ELOOP : rc;
         }
+        e->used = ++s->code_uses;
         s->locations[i] = code_location(s, e, s->frames[i].offset);
     }
     return 0;
@@ -312,8 +334,8 @@ static int ref_compare(const void *a, const void *b)
 static void forget_threads(struct thread_entry *threads, int n)
 {
     for (int i = 0; i < n; i++)
-        if (threads[i].stat_fd >= 0)
-            close(threads[i].stat_fd);
+        if (threads[i].stat.fd >= 0)
+            pyprof_fd_id_close(&threads[i].stat);   /* unless the host took the number */
 }
 
 /* Carry each live thread's state over from the previous tick (both lists sorted); new
@@ -331,12 +353,12 @@ static void merge_threads(struct pyprof_sampler *s, int n)
         if (j < s->nthreads && s->threads[j].tid == r->native_tid &&
             s->threads[j].tstate == r->tstate) {
             *t = s->threads[j];
-            s->threads[j].stat_fd = -1;   /* moved to the new list */
+            s->threads[j].stat.fd = -1;   /* moved to the new list */
         } else {
             memset(t, 0, sizeof(*t));
             t->tid = r->native_tid;
             t->tstate = r->tstate;
-            t->stat_fd = -1;
+            t->stat.fd = -1;
             thread_name(t);
         }
     }
@@ -363,13 +385,21 @@ static uint32_t thread_record(struct pyprof_sampler *s, struct thread_entry *t)
 static int thread_running(struct thread_entry *t)
 {
     char buf[256];
-    if (t->stat_fd < 0) {
+    if (t->stat.fd < 0) {
         char path[64];
         snprintf(path, sizeof(path), "/proc/self/task/%d/stat", t->tid);
-        if ((t->stat_fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
             return 1;   /* cannot tell: take the stack as it is */
+        fd = pyprof_fd_lift(fd);   /* kept open: out of the host's way */
+        if (pyprof_fd_id_take(&t->stat, fd) != 0) {
+            close(fd);
+            return 1;
+        }
     }
-    ssize_t n = pread(t->stat_fd, buf, sizeof(buf) - 1, 0);
+    /* Should the host have closed it and reused the number, pread() reads its file without
+     * moving its offset (or fails: a pipe, a socket); the check below then says "running". */
+    ssize_t n = pread(t->stat.fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0)
         return 1;
     buf[n] = '\0';
@@ -470,6 +500,29 @@ static void tick(struct pyprof_sampler *s)
     atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
 }
 
+/* Is the host gone, but for our threads? No Python thread left, and the main thread (the
+ * thread group's leader, whose state /proc/self/stat shows) a zombie: it called
+ * pthread_exit(), and the process lives on only as long as some thread does. */
+static int host_gone(struct pyprof_sampler *s)
+{
+    struct pyprof_interp_state is;
+    if (pyprof_py_interp_state(&s->py, &is) != 0 || is.tstate_head != 0)
+        return 0;
+    char buf[512];
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] == 'Z';
+}
+
+#define HOST_CHECK_NS 100000000ull   /* how often to ask host_gone() */
+
 /* Jitter each sleep by +-10% so that sampling cannot lock onto periodic work. */
 static uint64_t next_sleep(struct pyprof_sampler *s)
 {
@@ -496,7 +549,7 @@ static int sleep_until(struct pyprof_sampler *s, uint64_t deadline)
 static void *sampler_main(void *arg)
 {
     struct pyprof_sampler *s = arg;
-    uint64_t deadline = now_ns(CLOCK_MONOTONIC);
+    uint64_t deadline = now_ns(CLOCK_MONOTONIC), host_checked = deadline;
     s->started_mono = deadline;
     for (;;) {
         deadline += next_sleep(s);
@@ -507,6 +560,14 @@ static void *sampler_main(void *arg)
             break;
         if (atomic_load_explicit(&s->enabled, memory_order_relaxed))
             tick(s);
+        if (deadline - host_checked >= HOST_CHECK_NS) {
+            host_checked = deadline;
+            if (host_gone(s)) {
+                if (s->opt.orphaned)
+                    s->opt.orphaned();
+                break;
+            }
+        }
         atomic_store_explicit(&s->sampler_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID),
                               memory_order_relaxed);
     }
@@ -556,14 +617,10 @@ struct pyprof_sampler *pyprof_sampler_create(const struct pyprof_py *py,
 
 int pyprof_sampler_start(struct pyprof_sampler *s)
 {
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     s->quit = 0;
-    int rc = pthread_create(&s->thread, NULL, sampler_main, s);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int rc = pyprof_thread_start(&s->thread, sampler_main, s);
     if (rc != 0)
-        return -rc;
+        return rc;
     s->thread_running = 1;
     return 0;
 }
@@ -576,7 +633,7 @@ void pyprof_sampler_join(struct pyprof_sampler *s)
     s->quit = 1;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->wake_lock);
-    pthread_join(s->thread, NULL);
+    pyprof_thread_join(&s->thread);
     s->thread_running = 0;
 }
 

@@ -24,6 +24,11 @@ struct pyprof_sampler_options {
     enum pyprof_mode mode;
     uint32_t max_stacks;
     int enabled;           /* sample from the start */
+    /* Called on the sampler thread, which then ends, once every thread of the host is
+     * gone but ours: the interpreter has no thread left and the main thread has exited
+     * (pthread_exit; a process forked from a non-main thread ends that way). Our threads
+     * must end too, or the process would never exit. */
+    void (*orphaned)(void);
 };
 
 struct pyprof_sampler_stats {

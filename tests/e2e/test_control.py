@@ -548,6 +548,86 @@ def test_subprocess_running_python_gets_its_own_agent(env, python):
     wait_until(lambda: sockets_in(env.sockdir) == [], what="both sockets to be removed")
 
 
+# ---- 4b. the host's descriptors and threads ---------------------------------------------------
+
+CTL_HOST = workload("ctl_host.py")
+FD_BASE = 100   # preload/fds.c: where the agent's descriptors go (default RLIMIT_NOFILE)
+
+
+def run_host(env, python, *args, preload=True, timeout=60, **extra):
+    environ = env.preload_env(**extra) if preload else dict(env.env, **extra)
+    return subprocess.run([python, CTL_HOST, *map(str, args)], env=environ,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_agent_descriptors_stay_above_the_program_s(env, python):
+    """Every descriptor the agent holds (its libuv loop, its listening socket, the
+    connection it served, its /proc files) is numbered 100 or more: the descriptors the
+    program sees below 100 are exactly those it has without the preload, after the agent
+    has started and served a `pyprofctl status`."""
+    plain = run_host(env, python, "fds", CTL, preload=False)
+    loaded = run_host(env, python, "fds", CTL, PYPROF_INTERVAL="1ms")
+    assert plain.returncode == 0 and loaded.returncode == 0, (plain.stderr, loaded.stderr)
+    without = {int(n) for n in plain.stdout.split()}
+    with_agent = {int(n) for n in loaded.stdout.split()}
+    assert {n for n in with_agent if n < FD_BASE} == {n for n in without if n < FD_BASE}, \
+        (sorted(without), sorted(with_agent))
+    assert len([n for n in with_agent if n >= FD_BASE]) >= 3, sorted(with_agent)   # it ran
+    assert loaded.stderr == ""
+
+
+def test_program_started_with_std_descriptors_closed(env, python, tmp_path):
+    """A program started with 0, 1 and 2 closed gets the same descriptor numbers from
+    open() as without the preload (0 first: the agent took none of them), and ends with its
+    own exit status (libuv aborts the process when told to close a descriptor <= 2: the
+    agent must never have held one)."""
+    results = []
+    for preload in (False, True):
+        out = tmp_path / f"std-closed-{preload}.txt"
+        environ = env.preload_env(PYPROF_INTERVAL="1ms") if preload else dict(env.env)
+        code = subprocess.call([python, CTL_HOST, "std-closed", str(out)], env=environ,
+                               stdin=subprocess.DEVNULL, timeout=60,
+                               preexec_fn=lambda: [os.close(fd) for fd in (0, 1, 2)])
+        assert code == 0, (preload, code)
+        first, fds = out.read_text().splitlines()
+        results.append((int(first), {int(n) for n in fds.split()}))
+    (first_plain, plain), (first_loaded, loaded) = results
+    assert first_plain == first_loaded == 0
+    assert {n for n in loaded if n < FD_BASE} == {n for n in plain if n < FD_BASE}
+    assert any(n >= FD_BASE for n in loaded), loaded   # the agent was there
+
+
+def test_program_closing_every_descriptor_keeps_running(env, python, tmp_path):
+    """A program that closes every descriptor above 2 (os.closerange(3, 65536), as a
+    daemon does when it detaches) while its agent serves: the program goes on and exits 0;
+    the agent says once that its control socket is off, keeps sampling (the code run after
+    the closerange is in PYPROF_OUTPUT) and leaves no socket behind."""
+    out, profile = tmp_path / "done.txt", tmp_path / "closerange.folded"
+    r = run_host(env, python, "closerange", out, PYPROF_INTERVAL="1ms",
+                 PYPROF_OUTPUT=profile)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == "done\n"
+    lines = pyprof_lines(r.stderr)
+    assert len(lines) == 1 and "closed a file descriptor of the agent" in lines[0], r.stderr
+    assert own_lines(r.stderr) == [], r.stderr
+    assert "after_closerange" in frames(parse_collapsed(profile.read_text()))
+    assert sockets_in(env.sockdir) == []
+
+
+def test_child_forked_from_a_thread_exits_when_its_threads_end(env, python):
+    """A child forked from a worker thread (its main thread is that worker, which ends with
+    pthread_exit) exits once its last Python thread ends, as without the preload (the
+    agent's own threads must not keep it alive; CPython's test_threading
+    test_3_join_in_forked_from_thread); its socket is removed."""
+    r = subprocess.run([python, "-W", "ignore::DeprecationWarning", CTL_HOST, "thread-fork"],
+                       env=env.preload_env(PYPROF_INTERVAL="1ms"), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "child exit status 0\n", r.stdout
+    assert pyprof_lines(r.stderr) == [], r.stderr
+    wait_until(lambda: sockets_in(env.sockdir) == [], what="every socket to be removed")
+
+
 # ---- 5. exit --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("how,code", [("normal", 0), ("exit3", 3), ("raise", 1), ("os_exit", 6)])
