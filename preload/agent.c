@@ -477,7 +477,7 @@ static void atfork_child(void)
 static int is_finalizing(void)
 {
     struct pyprof_interp_state is;
-    return pyprof_py_interp_state(&agent.py, &is) == 0 && is.finalizing;
+    return pyprof_py_interp_state(&agent.py, NULL, &is) == 0 && is.finalizing;
 }
 
 static void *tid_offset_main(void *arg)

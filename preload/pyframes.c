@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "prefetch.h"
 #include "saferead.h"
 
 #define TSTATE_BLOCK 1024    /* bytes of PyThreadState we copy; every field we use is below */
@@ -32,9 +33,10 @@ static int load_int(const uint8_t *base, ptrdiff_t off)
     return v;
 }
 
-/* Read several pointer-sized fields of one structure in one call. Fields that do not exist
- * in this version are left zero. */
-static int read_fields(uintptr_t base, const ptrdiff_t *offsets, uintptr_t *values, int n)
+/* Read several pointer-sized fields of one structure in one call (or from the tick's
+ * prefetched copy). Fields that do not exist in this version are left zero. */
+static int read_fields(struct pyprof_prefetch *pf, uintptr_t base, const ptrdiff_t *offsets,
+                       uintptr_t *values, int n)
 {
     struct iovec local[8], remote[8];
     int k = 0;
@@ -48,10 +50,11 @@ static int read_fields(uintptr_t base, const ptrdiff_t *offsets, uintptr_t *valu
         remote[k].iov_len = sizeof(values[i]);
         k++;
     }
-    return k ? pyprof_saferead_many(local, remote, k) : 0;
+    return k ? pyprof_prefetch_read(pf, local, remote, k, 1) : 0;
 }
 
-int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out)
+int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_prefetch *pf,
+                           struct pyprof_interp_state *out)
 {
     const struct pyprof_py_layout *L = &py->layout;
     uintptr_t rt[3], in[3], gil[2];
@@ -59,7 +62,7 @@ int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_stat
     memset(out, 0, sizeof(*out));
     const ptrdiff_t rt_fields[3] = {L->runtime_interp_head, L->runtime_finalizing,
                                     L->runtime_tstate_current};
-    if ((rc = read_fields(py->runtime, rt_fields, rt, 3)) != 0)
+    if ((rc = read_fields(pf, py->runtime, rt_fields, rt, 3)) != 0)
         return rc;
     out->interp = rt[0];
     out->finalizing = rt[1] != 0;
@@ -68,20 +71,21 @@ int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_stat
         return -ESRCH;
     /* gc.collecting is an int: read it as the low half of a word (little-endian). */
     const ptrdiff_t in_fields[3] = {L->interp_tstate_head, L->interp_gc_collecting, L->interp_gil};
-    if ((rc = read_fields(out->interp, in_fields, in, 3)) != 0)
+    if ((rc = read_fields(pf, out->interp, in_fields, in, 3)) != 0)
         return rc;
     out->tstate_head = in[0];
     out->gc_collecting = (int)(uint32_t)in[1] != 0;
     if (L->runtime_tstate_current == PYPROF_NO_FIELD && in[2] != 0) {
         /* 3.12+: the GIL is per interpreter; its holder is last_holder while locked. */
         const ptrdiff_t gil_fields[2] = {L->gil_locked, L->gil_last_holder};
-        if (read_fields(in[2], gil_fields, gil, 2) == 0 && (int)(uint32_t)gil[0] != 0)
+        if (read_fields(pf, in[2], gil_fields, gil, 2) == 0 && (int)(uint32_t)gil[0] != 0)
             out->gil_holder = gil[1];
     }
     return 0;
 }
 
-static int thread_native_tid(const struct pyprof_py *py, const uint8_t *ts, unsigned long pthread_id)
+static int thread_native_tid(const struct pyprof_py *py, struct pyprof_prefetch *pf,
+                             const uint8_t *ts, unsigned long pthread_id)
 {
     const struct pyprof_py_layout *L = &py->layout;
     int tid = 0;
@@ -90,7 +94,8 @@ static int thread_native_tid(const struct pyprof_py *py, const uint8_t *ts, unsi
     /* 3.9/3.10 keep only the pthread_t: the tid is inside glibc's struct pthread. */
     if (py->pthread_tid_offset < 0 || pthread_id == 0)
         return 0;
-    if (pyprof_saferead(&tid, pthread_id + (uintptr_t)py->pthread_tid_offset, sizeof(tid)) != 0)
+    if (pyprof_prefetch_read1(pf, &tid, pthread_id + (uintptr_t)py->pthread_tid_offset,
+                              sizeof(tid), 1) != 0)
         return 0;
     return tid > 0 ? tid : 0;
 }
@@ -113,8 +118,9 @@ static size_t tstate_span(const struct pyprof_py_layout *L)
     return (size_t)end;
 }
 
-int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_state *is,
-                      struct pyprof_thread_ref *out, int max)
+int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_prefetch *pf,
+                      const struct pyprof_interp_state *is, struct pyprof_thread_ref *out,
+                      int max)
 {
     const struct pyprof_py_layout *L = &py->layout;
     uint8_t ts[TSTATE_BLOCK];
@@ -124,12 +130,12 @@ int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_sta
     if (span > sizeof(ts))
         return -EINVAL;
     while (tstate != 0 && n < max) {
-        if ((rc = pyprof_saferead(ts, tstate, span)) != 0)
+        if ((rc = pyprof_prefetch_read1(pf, ts, tstate, span, 1)) != 0)
             return rc;
         struct pyprof_thread_ref *r = &out[n++];
         r->tstate = tstate;
         r->pthread_id = (unsigned long)load_ptr(ts, L->tstate_thread_id);
-        r->native_tid = thread_native_tid(py, ts, r->pthread_id);
+        r->native_tid = thread_native_tid(py, pf, ts, r->pthread_id);
         r->frame = load_ptr(ts, L->tstate_frame);
         r->chunk = load_field(ts, L->tstate_datastack_chunk);
         r->chunk_top = load_field(ts, L->tstate_datastack_top);
@@ -167,6 +173,27 @@ static int grow_chunk(struct pyprof_walk_buf *buf, size_t len)
     return 0;
 }
 
+#define CHUNK_SLACK 4096   /* how much further than its top a chunk is prefetched */
+
+/* For the next tick: the frame pointer's place, and the chunk a little beyond its top,
+ * where a growing stack will be (never beyond the chunk: its header says how large). */
+static void remember_first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                                 const struct pyprof_thread_ref *t, const struct iovec *local,
+                                 const struct iovec *remote, int n)
+{
+    ptrdiff_t size_at = py->layout.chunk_size;
+    for (int i = 0; i < n; i++) {
+        size_t len = remote[i].iov_len;
+        if ((uintptr_t)remote[i].iov_base == t->chunk && local[i].iov_base == buf->chunk &&
+            size_at != PYPROF_NO_FIELD && len >= (size_t)size_at + sizeof(uintptr_t)) {
+            uintptr_t size;
+            memcpy(&size, buf->chunk + size_at, sizeof(size));
+            len = size > len + CHUNK_SLACK ? len + CHUNK_SLACK : size > len ? size : len;
+        }
+        pyprof_prefetch_remember(buf->prefetch, (uintptr_t)remote[i].iov_base, len);
+    }
+}
+
 /*
  * Find the innermost frame and, on 3.11+, copy the used part of the thread's current
  * data-stack chunk (where most of its frames live) in the same read. [*lo, *hi) is the
@@ -190,6 +217,14 @@ static int first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         remote[n].iov_base = (void *)(t->frame + (uintptr_t)L->cframe_current_frame);
         remote[n].iov_len = sizeof(*frame);
         n++;
+    } else if (L->tstate_datastack_chunk != PYPROF_NO_FIELD) {
+        /* 3.13+: the frame pointer is in the thread state; read it again with the chunk,
+         * so that the two are of one moment. */
+        local[n].iov_base = frame;
+        local[n].iov_len = sizeof(*frame);
+        remote[n].iov_base = (void *)(t->tstate + (uintptr_t)L->tstate_frame);
+        remote[n].iov_len = sizeof(*frame);
+        n++;
     }
     size_t len = t->chunk_top > t->chunk ? t->chunk_top - t->chunk : 0;
     if (t->chunk != 0 && len > 0 && len <= MAX_CHUNK_COPY && grow_chunk(buf, len) == 0) {
@@ -201,10 +236,13 @@ static int first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         *lo = t->chunk;
         *hi = t->chunk_top;
     }
-    int rc = n ? pyprof_saferead_many(local, remote, n) : 0;
-    if (rc != 0)
+    int rc = n ? pyprof_prefetch_read(buf->prefetch, local, remote, n, 0) : 0;
+    if (rc != 0) {
         *lo = *hi = 0;
-    return rc;
+        return rc;
+    }
+    remember_first_frame(py, buf, t, local, remote, n);
+    return 0;
 }
 
 static int frame_offset(const struct pyprof_py_layout *L, const uint8_t *f, uintptr_t code)
@@ -241,16 +279,6 @@ static int live_frame_object(const struct pyprof_py *py, const uint8_t *f)
     if (refcnt <= 0 || refcnt > ((ptrdiff_t)1 << 40))
         return 0;
     return py->frame_type == 0 || load_ptr(f, py->layout.object_type) == py->frame_type;
-}
-
-/* The thread's innermost frame, read again now. */
-static int current_frame(const struct pyprof_py *py, uintptr_t tstate, uintptr_t *frame)
-{
-    const struct pyprof_py_layout *L = &py->layout;
-    int rc = pyprof_saferead(frame, tstate + (uintptr_t)L->tstate_frame, sizeof(*frame));
-    if (rc == 0 && L->cframe_current_frame != PYPROF_NO_FIELD && *frame != 0)
-        rc = pyprof_saferead(frame, *frame + (uintptr_t)L->cframe_current_frame, sizeof(*frame));
-    return rc;
 }
 
 #define VERIFY_BATCH 512
@@ -290,9 +318,9 @@ static int read_ahead(const struct pyprof_py *py, struct pyprof_walk_buf *buf, u
     }
     if (n == 0)
         return -ELOOP;
-    int rc = pyprof_saferead_many(local, remote, n);
+    int rc = pyprof_prefetch_read(buf->prefetch, local, remote, n, 1);
     if (rc != 0 && n > 1)
-        rc = pyprof_saferead_many(local, remote, n = 1);
+        rc = pyprof_prefetch_read(buf->prefetch, local, remote, n = 1, 1);
     buf->ahead_count = rc == 0 ? n : 0;
     buf->ahead_next = 0;
     return rc;
@@ -313,26 +341,41 @@ static const uint8_t *frame_outside(const struct pyprof_py *py, struct pyprof_wa
 }
 
 /* Frames read one by one (all of them on 3.9/3.10; those outside the copied chunk on
- * 3.11+) can belong to different moments. Read them all again in one call: if any frame's
- * link or code changed, or the innermost frame is no longer the one we started from, the
- * stack moved under us and the walk is thrown away (-ELOOP: torn). */
+ * 3.11+), even those prefetched together (one read is not one instant: the kernel copies
+ * while the thread runs), can belong to different moments. Read them all again, with the
+ * thread's frame pointer last, in one call: if any frame's link or code changed, or the
+ * innermost frame is no longer the one we started from, the stack moved under us and the
+ * walk is thrown away (-ELOOP: torn). */
 static int check_torn(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                       const struct pyprof_thread_ref *thread, uintptr_t top, int nseen)
 {
     const struct pyprof_py_layout *L = &py->layout;
+    int via_cframe = L->cframe_current_frame != PYPROF_NO_FIELD;
     size_t size = L->frame_read_size;
     struct iovec local[VERIFY_BATCH], remote[VERIFY_BATCH];
-    uintptr_t now;
-    int rc;
-    for (int start = 0; start < nseen; start += VERIFY_BATCH) {
-        int count = nseen - start < VERIFY_BATCH ? nseen - start : VERIFY_BATCH;
+    uintptr_t frame_now = 0, cframe_now = 0;
+    for (int start = 0;; start += VERIFY_BATCH - 2) {
+        int count = nseen - start < VERIFY_BATCH - 2 ? nseen - start : VERIFY_BATCH - 2;
+        int last = start + count == nseen, k = count;
         for (int i = 0; i < count; i++) {
             local[i].iov_base = buf->verify + (size_t)i * size;
             local[i].iov_len = size;
             remote[i].iov_base = (void *)buf->seen[start + i].addr;
             remote[i].iov_len = size;
         }
-        if ((rc = pyprof_saferead_many(local, remote, count)) != 0)
+        if (last) {   /* the frame pointer, as it is after the frames were read again */
+            local[k].iov_base = via_cframe ? &cframe_now : &frame_now;
+            local[k].iov_len = sizeof(uintptr_t);
+            remote[k].iov_base = (void *)(thread->tstate + (uintptr_t)L->tstate_frame);
+            remote[k++].iov_len = sizeof(uintptr_t);
+            if (via_cframe) {   /* 3.11/3.12: through the cframe we started from */
+                local[k].iov_base = &frame_now;
+                local[k].iov_len = sizeof(uintptr_t);
+                remote[k].iov_base = (void *)(thread->frame + (uintptr_t)L->cframe_current_frame);
+                remote[k++].iov_len = sizeof(uintptr_t);
+            }
+        }
+        if (pyprof_saferead_many(local, remote, k) != 0)
             return -ELOOP;
         for (int i = 0; i < count; i++) {
             const uint8_t *f = buf->verify + (size_t)i * size;
@@ -340,10 +383,12 @@ static int check_torn(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
             if (load_ptr(f, L->frame_back) != was->back || load_ptr(f, L->frame_code) != was->code)
                 return -ELOOP;
         }
+        if (last)
+            break;
     }
-    if ((rc = current_frame(py, thread->tstate, &now)) != 0)
-        return rc;
-    return now == top ? 0 : -ELOOP;
+    if (via_cframe && cframe_now != thread->frame)
+        return -ELOOP;
+    return frame_now == top ? 0 : -ELOOP;
 }
 
 static int ensure_buffers(const struct pyprof_py *py, struct pyprof_walk_buf *buf)
@@ -367,7 +412,7 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
 {
     const struct pyprof_py_layout *L = &py->layout;
     uintptr_t frame, top, lo, hi;
-    int rc, n = 0, steps = 0, nseen = 0;
+    int rc, n = 0, steps = 0, nseen = 0, skipped = 0;
 
     if ((rc = ensure_buffers(py, buf)) != 0)
         return rc;
@@ -379,7 +424,8 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         const uint8_t *f;
         if (++steps > PYPROF_MAX_DEPTH * 2 || !pyprof_plausible_ptr(frame))
             return -ELOOP;
-        if (frame >= lo && frame < hi && hi - frame >= L->frame_read_size) {
+        int in_chunk = frame >= lo && frame < hi && hi - frame >= L->frame_read_size;
+        if (in_chunk) {
             f = buf->chunk + (frame - lo);
         } else {
             f = frame_outside(py, buf, frame, lo, hi, PYPROF_MAX_DEPTH * 2 - steps + 1, &rc);
@@ -398,9 +444,17 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
             if (n == max)
                 break;   /* deeper than we keep: the innermost frames are recorded */
             uintptr_t code = load_ptr(f, L->frame_code) & L->frame_code_mask;
+            if (n > 0)
+                out[n - 1].caller_next = !skipped;
             out[n].code = code;
             out[n].offset = frame_offset(L, f, code);
+            out[n].addr = frame;
+            out[n].in_chunk = in_chunk;
+            out[n].caller_next = 0;
             n++;
+            skipped = 0;
+        } else {
+            skipped = 1;
         }
         frame = back;
     }
@@ -420,6 +474,26 @@ int pyprof_py_code_parse(const struct pyprof_py *py, const uint8_t *header,
     out->qualname = L->code_qualname != PYPROF_NO_FIELD ? load_ptr(header, L->code_qualname) : 0;
     out->linetable = load_ptr(header, L->code_linetable);
     out->firstlineno = load_int(header, L->code_firstlineno);
+    out->framesize = 0;
+    if (L->code_framesize != PYPROF_NO_FIELD)
+        out->framesize = load_int(header, L->code_framesize);
+    else if (L->code_nlocalsplus != PYPROF_NO_FIELD)
+        out->framesize = load_int(header, L->code_nlocalsplus) +
+                         load_int(header, L->code_stacksize) + L->frame_specials;
+    return 0;
+}
+
+int pyprof_py_torn_chunk(const struct pyprof_raw_frame *out, const struct pyprof_code_raw *raw,
+                         int n)
+{
+    for (int i = 0; i + 1 < n; i++) {
+        const struct pyprof_raw_frame *callee = &out[i], *caller = &out[i + 1];
+        int size = raw[i + 1].framesize;
+        if (!callee->caller_next || !callee->in_chunk || !caller->in_chunk || size <= 0)
+            continue;
+        if (callee->addr != caller->addr + (uintptr_t)size * sizeof(void *))
+            return 1;
+    }
     return 0;
 }
 

@@ -45,13 +45,19 @@ struct pyprof_interp_state {
     int finalizing;
 };
 
-/* The process-wide state: GIL holder, collection running, finalising, first thread.
- * Two or three reads in all. 0 or -errno. */
-int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_interp_state *out);
+struct pyprof_prefetch;
 
-/* The main interpreter's threads, at most `max`, one read each. Count, or -errno. */
-int pyprof_py_threads(const struct pyprof_py *py, const struct pyprof_interp_state *is,
-                      struct pyprof_thread_ref *out, int max);
+/* The process-wide state: GIL holder, collection running, finalising, first thread.
+ * Two or three reads in all (from the tick's prefetched copy when `pf` has them; `pf` may
+ * be NULL). 0 or -errno. */
+int pyprof_py_interp_state(const struct pyprof_py *py, struct pyprof_prefetch *pf,
+                           struct pyprof_interp_state *out);
+
+/* The main interpreter's threads, at most `max`, one read each (or from `pf`). Count, or
+ * -errno. */
+int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_prefetch *pf,
+                      const struct pyprof_interp_state *is, struct pyprof_thread_ref *out,
+                      int max);
 
 struct pyprof_seen_frame {
     uintptr_t addr, back, code;
@@ -60,6 +66,9 @@ struct pyprof_seen_frame {
 struct pyprof_raw_frame {
     uintptr_t code;   /* code object address (not yet validated) */
     int offset;       /* byte offset of the current instruction; -1 when unknown */
+    uintptr_t addr;   /* the frame's own address */
+    int in_chunk;     /* 3.11+: read from the data-stack chunk copy */
+    int caller_next;  /* the next raw frame is this one's caller, none skipped between */
 };
 
 /* Where a frame outside the copied chunk pointed last time it was read: its caller. */
@@ -69,6 +78,7 @@ struct pyprof_frame_hint {
 
 /* Scratch memory for one walker (owned by the caller, e.g. the sampler thread). */
 struct pyprof_walk_buf {
+    struct pyprof_prefetch *prefetch; /* the tick's prefetched copy (the caller's), or NULL */
     uint8_t *chunk;       /* copy of the thread's current data-stack chunk (3.11+) */
     size_t chunk_cap;
     struct pyprof_seen_frame *seen;   /* frames read one by one, to verify (see walk) */
@@ -101,7 +111,15 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
 struct pyprof_code_raw {
     uintptr_t filename, name, qualname, linetable;
     int firstlineno;
+    int framesize;    /* words its frames take on the data stack; 0 when unknown */
 };
+
+/* On the data stack a frame's callee starts right where the frame ends. Frames of one
+ * chunk copy that break this were copied at different moments (the thread pushed and
+ * popped while the kernel copied): 1 when out[0..n) holds such a pair, given each frame's
+ * code (raw[i] for out[i]). */
+int pyprof_py_torn_chunk(const struct pyprof_raw_frame *out, const struct pyprof_code_raw *raw,
+                         int n);
 
 /* Parse a code object header already copied into `header` (layout.code_read_size bytes).
  * -EINVAL when its type is not PyCode_Type. */

@@ -148,3 +148,25 @@ int pyprof_saferead_many(const struct iovec *local, const struct iovec *remote, 
         return -errno;
     return (size_t)n == want ? 0 : -EFAULT;
 }
+
+ssize_t pyprof_saferead_gather(void *dst, const struct iovec *remote, int count)
+{
+    size_t want = 0;
+    for (int i = 0; i < count; i++)
+        want += remote[i].iov_len;
+    if (method != METHOD_VM_READV) {
+        size_t done = 0;
+        for (int i = 0; i < count; i++) {
+            if (pyprof_saferead((uint8_t *)dst + done, (uintptr_t)remote[i].iov_base,
+                                remote[i].iov_len) != 0)
+                break;
+            done += remote[i].iov_len;
+        }
+        return (ssize_t)done;
+    }
+    struct iovec local = {dst, want};
+    ssize_t n = process_vm_readv(self_task(), &local, 1, remote, (unsigned long)count, 0);
+    if (n < 0)
+        return errno == EFAULT ? 0 : -errno;
+    return n;
+}

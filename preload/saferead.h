@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 
 /* Pick a working method by self-test. 0, or -ENOSYS when no method works. */
@@ -32,6 +33,12 @@ int pyprof_saferead(void *dst, uintptr_t addr, size_t len);
 /* Several ranges in one call where the method allows it. Each remote range is copied into
  * the matching local one. 0 only if every byte of every range was read. */
 int pyprof_saferead_many(const struct iovec *local, const struct iovec *remote, int count);
+
+/* Copy the remote ranges one after another into `dst` (the sum of their lengths), in one
+ * call where the method allows it, stopping at the first byte that cannot be read. Returns
+ * the number of bytes copied (a prefix: the ranges before the faulting one are whole), or
+ * -errno when the call itself fails. */
+ssize_t pyprof_saferead_gather(void *dst, const struct iovec *remote, int count);
 
 /* Read a pointer-sized value. */
 static inline int pyprof_saferead_ptr(uintptr_t addr, uintptr_t *out)

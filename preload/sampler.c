@@ -2,17 +2,20 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fds.h"
 #include "log.h"
+#include "prefetch.h"
 #include "saferead.h"
 #include "thread.h"
 
@@ -48,6 +51,7 @@ struct thread_entry {
     uint32_t record;       /* the profile's thread id in `generation` */
     uint32_t last_stack;   /* the stack it was last seen running, in last_generation's */
     uint64_t last_generation;                       /* profile */
+    int idle_looks;        /* consecutive looks that found its CPU clock unmoved */
     struct pyprof_fd_id stat;   /* /proc/self/task/<tid>/stat, opened when first needed */
     char name[32];
 };
@@ -58,9 +62,7 @@ struct pyprof_sampler {
     struct pyprof_thread thread;
     int thread_running;
 
-    pthread_mutex_t wake_lock;
-    pthread_cond_t wake;
-    int quit;
+    _Atomic uint32_t quit;       /* a futex word: the sampler sleeps on it */
     _Atomic int enabled;
     _Atomic int restart_baseline;
 
@@ -80,12 +82,16 @@ struct pyprof_sampler {
     int nthreads;
     struct pyprof_thread_ref *refs;
     struct pyprof_raw_frame *frames;
+    struct pyprof_code_raw *raws;  /* the code of each frame, parsed */
     uint32_t *locations, *locations_mem;   /* locations = locations_mem + 1 */
     uint8_t *headers;             /* code object headers, read span by span */
     const uint8_t **header_of;    /* per frame: where its code header is in `headers` */
     struct code_ref *by_address;  /* frames' code addresses, sorted */
     struct pyprof_walk_buf walk;
     uint64_t code_uses;
+    int tick_walks;               /* thread stacks walked in this tick */
+    uint64_t tick_no;             /* ticks run by this thread */
+    struct pyprof_prefetch *prefetch;
     uint64_t pseudo_generation;
     uint32_t idle_location, native_location;
     uint64_t rng;
@@ -216,12 +222,15 @@ static void sort_code_refs(struct code_ref *refs, int n)
     }
 }
 
+/* The code object headers of the stack's frames, read by spans: from the tick's prefetched
+ * copy where a span was read at the tick's start (it was on the stack last time), the
+ * others in one call. Each span is read again at the next tick's start. */
 static int read_code_headers(struct pyprof_sampler *s, int n)
 {
     size_t size = s->py.layout.code_read_size, used = 0;
     struct iovec local[IOV_BATCH], remote[IOV_BATCH];
     struct code_ref *refs = s->by_address;
-    int nspans = 0;
+    int nmissing = 0;
     for (int i = 0; i < n; i++) {
         if (!pyprof_plausible_ptr(s->frames[i].code))
             return -ELOOP;   /* torn: never let such a value into the span arithmetic */
@@ -237,19 +246,25 @@ static int read_code_headers(struct pyprof_sampler *s, int n)
                 end = refs[j].addr + size;
             j++;
         }
-        if (nspans == IOV_BATCH)
-            return -E2BIG;
-        local[nspans].iov_base = s->headers + used;
-        local[nspans].iov_len = end - start;
-        remote[nspans].iov_base = (void *)start;
-        remote[nspans].iov_len = end - start;
+        uint8_t *copy = s->headers + used;
+        if (pyprof_prefetch_copy(s->prefetch, copy, start, end - start) != 0) {
+            if (nmissing == IOV_BATCH)
+                return -E2BIG;
+            local[nmissing].iov_base = copy;
+            local[nmissing].iov_len = end - start;
+            remote[nmissing].iov_base = (void *)start;
+            remote[nmissing].iov_len = end - start;
+            nmissing++;
+        }
+        pyprof_prefetch_remember(s->prefetch, start, end - start);
         for (int k = i; k < j; k++)
-            s->header_of[refs[k].frame] = s->headers + used + (refs[k].addr - start);
+            s->header_of[refs[k].frame] = copy + (refs[k].addr - start);
         used += end - start;
-        nspans++;
         i = j;
     }
-    return pyprof_saferead_many(local, remote, nspans) == 0 ? 0 : -EFAULT;
+    if (nmissing == 0)
+        return 0;
+    return pyprof_saferead_many(local, remote, nmissing) == 0 ? 0 : -EFAULT;
 }
 
 static int resolve_frames(struct pyprof_sampler *s, int n)
@@ -257,14 +272,17 @@ static int resolve_frames(struct pyprof_sampler *s, int n)
     int rc = read_code_headers(s, n);
     if (rc != 0)
         return rc == -ELOOP ? -ELOOP : -EFAULT;
-    for (int i = 0; i < n; i++) {
-        struct pyprof_code_raw raw;
-        uintptr_t code = s->frames[i].code;
-        if (pyprof_py_code_parse(&s->py, s->header_of[i], &raw) != 0)
+    for (int i = 0; i < n; i++)
+        if (pyprof_py_code_parse(&s->py, s->header_of[i], &s->raws[i]) != 0)
             return -ELOOP;   /* not a code object any more: the stack moved */
+    if (pyprof_py_torn_chunk(s->frames, s->raws, n))
+        return -ELOOP;
+    for (int i = 0; i < n; i++) {
+        const struct pyprof_code_raw *raw = &s->raws[i];
+        uintptr_t code = s->frames[i].code;
         struct code_entry *e = code_slot(s, code);
-        if (e->code != code || memcmp(&e->raw, &raw, sizeof(raw)) != 0) {
-            int rc = code_entry_fill(s, e, code, &raw);
+        if (e->code != code || memcmp(&e->raw, raw, sizeof(*raw)) != 0) {
+            int rc = code_entry_fill(s, e, code, raw);
             if (rc != 0)
                 return rc == -EFAULT ? -ELOOP : rc;
         }
@@ -422,11 +440,31 @@ static int thread_running(struct thread_entry *t)
  * the CPU of work that ends in a GIL wait is not handed to the code that runs after it.
  * Wall mode charges the wall interval to the stack seen now, with [idle] when not running.
  */
+/*
+ * CPU mode: a thread whose CPU clock did not move at its last IDLE_AFTER looks is looked at
+ * every IDLE_STRIDE ticks only, unless it holds the GIL (a sleeper that wakes into Python
+ * takes the GIL: it is seen at once). Its CPU is not lost, the clock being cumulative: the
+ * next look charges all of it, to the stack seen then (or carried to the one last seen
+ * running). It saves a system call per idle thread per tick: a server with a hundred
+ * mostly idle threads spent most of its sampler's time reading clocks that had not moved.
+ */
+#define IDLE_AFTER 8
+#define IDLE_STRIDE 8
+
+static int skip_idle(const struct pyprof_sampler *s, const struct thread_entry *t, int holds_gil)
+{
+    return s->opt.mode == PYPROF_MODE_CPU && !holds_gil && t->idle_looks >= IDLE_AFTER &&
+           (s->tick_no + (uint64_t)t->tid) % IDLE_STRIDE != 0;
+}
+
 static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
                           const struct pyprof_thread_ref *ref,
                           const struct pyprof_interp_state *is, uint64_t wall)
 {
     uint64_t cpu = 0;
+    int holds_gil = is->gil_holder == t->tstate;
+    if (skip_idle(s, t, holds_gil))
+        return;
     if (thread_cpu_ns(t->tid, &cpu) != 0)
         return;   /* the thread is gone */
     int first = t->wall_ns == 0;
@@ -435,10 +473,10 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
     uint32_t last = t->last_generation == s->generation ? t->last_stack : PYPROF_ID_NONE;
     t->cpu_ns = cpu;
     t->wall_ns = wall;
+    t->idle_looks = cpu_delta == 0 ? t->idle_looks + 1 : 0;
     if (first || (s->opt.mode == PYPROF_MODE_CPU && cpu_delta == 0))
         return;   /* no baseline yet, or no CPU used since the last tick: nothing to walk */
 
-    int holds_gil = is->gil_holder == t->tstate;
     int running = holds_gil || thread_running(t);
     uint64_t weight = s->opt.mode == PYPROF_MODE_CPU ? cpu_delta : wall_delta;
     if (s->opt.mode == PYPROF_MODE_CPU && !running && last != PYPROF_ID_NONE) {
@@ -446,7 +484,7 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
         return;
     }
 
-    atomic_fetch_add_explicit(&s->record_samples, 1, memory_order_relaxed);
+    s->tick_walks++;
     int n = pyprof_py_walk(&s->py, &s->walk, ref, s->frames, PYPROF_MAX_DEPTH);
     int rc = n < 0 ? n : resolve_frames(s, n);
     if (rc != 0) {
@@ -476,9 +514,12 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
 static void tick(struct pyprof_sampler *s)
 {
     struct pyprof_interp_state is;
-    if (pyprof_py_interp_state(&s->py, &is) != 0 || is.finalizing)
+    s->tick_walks = 0;
+    s->tick_no++;
+    pyprof_prefetch_begin(s->prefetch);
+    if (pyprof_py_interp_state(&s->py, s->prefetch, &is) != 0 || is.finalizing)
         return;
-    int n = pyprof_py_threads(&s->py, &is, s->refs, PYPROF_MAX_THREADS);
+    int n = pyprof_py_threads(&s->py, s->prefetch, &is, s->refs, PYPROF_MAX_THREADS);
     if (n < 0) {
         atomic_fetch_add(&s->dropped, 1);
         return;
@@ -490,14 +531,29 @@ static void tick(struct pyprof_sampler *s)
     }
     merge_threads(s, n);
 
-    uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID), wall = now_ns(CLOCK_MONOTONIC);
+    uint64_t wall = now_ns(CLOCK_MONOTONIC);
     pthread_mutex_lock(&s->profile_lock);
     for (int i = 0; i < s->nthreads; i++)
         sample_thread(s, &s->threads[i], &s->refs[i], &is, wall);
     pthread_mutex_unlock(&s->profile_lock);
+}
+
+/* One tick in MEASURE_EVERY measures its own CPU time (two more system calls): the cost
+ * per thread stack walked that `pyprofctl status` shows, without paying for it each tick. */
+#define MEASURE_EVERY 8
+
+static void measured_tick(struct pyprof_sampler *s)
+{
+    uint64_t ticks = atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
+    if (ticks % MEASURE_EVERY != 0) {
+        tick(s);
+        return;
+    }
+    uint64_t cpu0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+    tick(s);
     atomic_fetch_add_explicit(&s->record_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0,
                               memory_order_relaxed);
-    atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->record_samples, (uint64_t)s->tick_walks, memory_order_relaxed);
 }
 
 /* Is the host gone, but for our threads? No Python thread left, and the main thread (the
@@ -506,7 +562,7 @@ static void tick(struct pyprof_sampler *s)
 static int host_gone(struct pyprof_sampler *s)
 {
     struct pyprof_interp_state is;
-    if (pyprof_py_interp_state(&s->py, &is) != 0 || is.tstate_head != 0)
+    if (pyprof_py_interp_state(&s->py, NULL, &is) != 0 || is.tstate_head != 0)
         return 0;
     char buf[512];
     int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
@@ -533,17 +589,19 @@ static uint64_t next_sleep(struct pyprof_sampler *s)
     return s->opt.interval_ns - span / 2 + (span ? s->rng % span : 0);
 }
 
-/* Sleep until `deadline` (CLOCK_MONOTONIC) or until asked to quit. 1 when quitting. */
+/* Sleep until `deadline` (CLOCK_MONOTONIC) or until asked to quit. 1 when quitting. A
+ * futex wait on the quit word itself: one system call per tick (a condition variable
+ * took two), and pyprof_sampler_join() wakes it at once. */
 static int sleep_until(struct pyprof_sampler *s, uint64_t deadline)
 {
     struct timespec ts = {(time_t)(deadline / 1000000000ull), (long)(deadline % 1000000000ull)};
-    pthread_mutex_lock(&s->wake_lock);
-    while (!s->quit && now_ns(CLOCK_MONOTONIC) < deadline)
-        if (pthread_cond_timedwait(&s->wake, &s->wake_lock, &ts) == ETIMEDOUT)
+    while (!atomic_load(&s->quit) && now_ns(CLOCK_MONOTONIC) < deadline) {
+        long rc = syscall(SYS_futex, &s->quit, FUTEX_WAIT_BITSET_PRIVATE, 0, &ts, NULL,
+                          FUTEX_BITSET_MATCH_ANY);
+        if (rc != 0 && errno == ETIMEDOUT)
             break;
-    int quit = s->quit;
-    pthread_mutex_unlock(&s->wake_lock);
-    return quit;
+    }
+    return atomic_load(&s->quit) != 0;
 }
 
 static void *sampler_main(void *arg)
@@ -559,7 +617,7 @@ static void *sampler_main(void *arg)
         if (sleep_until(s, deadline))
             break;
         if (atomic_load_explicit(&s->enabled, memory_order_relaxed))
-            tick(s);
+            measured_tick(s);
         if (deadline - host_checked >= HOST_CHECK_NS) {
             host_checked = deadline;
             if (host_gone(s)) {
@@ -568,9 +626,9 @@ static void *sampler_main(void *arg)
                 break;
             }
         }
-        atomic_store_explicit(&s->sampler_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID),
-                              memory_order_relaxed);
     }
+    /* Read live from this thread's clock while it runs (pyprof_sampler_stats); kept now. */
+    atomic_store_explicit(&s->sampler_cpu, now_ns(CLOCK_THREAD_CPUTIME_ID), memory_order_relaxed);
     return NULL;
 }
 
@@ -585,29 +643,27 @@ struct pyprof_sampler *pyprof_sampler_create(const struct pyprof_py *py,
     s->py = *py;
     s->opt = *options;
     atomic_init(&s->enabled, options->enabled);
-    pthread_mutex_init(&s->wake_lock, NULL);
     pthread_mutex_init(&s->profile_lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->wake, &attr);
-    pthread_condattr_destroy(&attr);
     s->rng = now_ns(CLOCK_MONOTONIC) | 1;
     s->codes = calloc(CODE_CACHE_SIZE, sizeof(*s->codes));
     s->threads = calloc(PYPROF_MAX_THREADS, sizeof(*s->threads));
     s->threads_next = calloc(PYPROF_MAX_THREADS, sizeof(*s->threads_next));
     s->refs = calloc(PYPROF_MAX_THREADS, sizeof(*s->refs));
     s->frames = calloc(PYPROF_MAX_DEPTH, sizeof(*s->frames));
+    s->raws = calloc(PYPROF_MAX_DEPTH, sizeof(*s->raws));
     s->locations_mem = calloc(PYPROF_MAX_DEPTH + 1, sizeof(*s->locations_mem));
     s->headers = calloc(PYPROF_MAX_DEPTH, py->layout.code_read_size + SPAN_GAP);
     s->header_of = calloc(PYPROF_MAX_DEPTH, sizeof(*s->header_of));
     s->by_address = calloc(PYPROF_MAX_DEPTH, sizeof(*s->by_address));
     s->profile = pyprof_profile_new(options->max_stacks);
+    s->prefetch = pyprof_prefetch_new();
+    s->walk.prefetch = s->prefetch;
     s->generation = 1;
     s->profile_start_real = now_ns(CLOCK_REALTIME);
     s->profile_start_mono = now_ns(CLOCK_MONOTONIC);
-    if (!s->codes || !s->threads || !s->threads_next || !s->refs || !s->frames ||
-        !s->locations_mem || !s->headers || !s->header_of || !s->by_address || !s->profile) {
+    if (!s->codes || !s->threads || !s->threads_next || !s->refs || !s->frames || !s->raws ||
+        !s->locations_mem || !s->headers || !s->header_of || !s->by_address || !s->profile ||
+        !s->prefetch) {
         pyprof_sampler_destroy(s);
         return NULL;
     }
@@ -617,7 +673,7 @@ struct pyprof_sampler *pyprof_sampler_create(const struct pyprof_py *py,
 
 int pyprof_sampler_start(struct pyprof_sampler *s)
 {
-    s->quit = 0;
+    atomic_store(&s->quit, 0);
     int rc = pyprof_thread_start(&s->thread, sampler_main, s);
     if (rc != 0)
         return rc;
@@ -629,10 +685,8 @@ void pyprof_sampler_join(struct pyprof_sampler *s)
 {
     if (!s->thread_running)
         return;
-    pthread_mutex_lock(&s->wake_lock);
-    s->quit = 1;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->wake_lock);
+    atomic_store(&s->quit, 1);
+    syscall(SYS_futex, &s->quit, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     pyprof_thread_join(&s->thread);
     s->thread_running = 0;
 }
@@ -652,14 +706,14 @@ void pyprof_sampler_destroy(struct pyprof_sampler *s)
     free(s->threads_next);
     free(s->refs);
     free(s->frames);
+    free(s->raws);
     free(s->locations_mem);
     free(s->headers);
     free(s->header_of);
     free(s->by_address);
     pyprof_walk_buf_free(&s->walk);
+    pyprof_prefetch_free(s->prefetch);
     pyprof_profile_free(s->profile);
-    pthread_cond_destroy(&s->wake);
-    pthread_mutex_destroy(&s->wake_lock);
     pthread_mutex_destroy(&s->profile_lock);
     free(s);
 }
@@ -697,7 +751,11 @@ void pyprof_sampler_stats(struct pyprof_sampler *s, struct pyprof_sampler_stats 
     out->ticks = atomic_load(&s->ticks);
     out->dropped = atomic_load(&s->dropped);
     out->torn = atomic_load(&s->torn);
-    out->sampler_cpu_ns = atomic_load(&s->sampler_cpu);
+    uint64_t live;
+    int tid = atomic_load(&s->thread.tid);
+    out->sampler_cpu_ns = s->thread_running && tid > 0 && thread_cpu_ns(tid, &live) == 0
+                              ? live
+                              : atomic_load(&s->sampler_cpu);
     out->record_cpu_ns = atomic_load(&s->record_cpu);
     out->record_samples = atomic_load(&s->record_samples);
     out->profile_start_ns = s->profile_start_real;

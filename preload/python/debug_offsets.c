@@ -9,6 +9,8 @@
 
 /* PyThreadState has datastack_top right after datastack_chunk (3.13 and 3.14 headers). */
 #define DATASTACK_TOP_AFTER_CHUNK 8
+/* _PyStackChunk is {previous, size, top, data[]} (3.11 to 3.14 headers; not in the table). */
+#define STACK_CHUNK_SIZE 8
 /* PyCompactUnicodeObject is PyASCIIObject + Py_ssize_t utf8_length + char *utf8. */
 #define COMPACT_AFTER_ASCII 16
 
@@ -150,6 +152,7 @@ static void fill(const struct pyprof_dbg *d, const struct pyprof_dbg_version *v,
         .tstate_native_thread_id = (ptrdiff_t)d->tstate.native_thread_id,
         .tstate_datastack_chunk = (ptrdiff_t)d->tstate.datastack_chunk,
         .tstate_datastack_top = (ptrdiff_t)(d->tstate.datastack_chunk + DATASTACK_TOP_AFTER_CHUNK),
+        .chunk_size = STACK_CHUNK_SIZE,
 
         .frame_back = (ptrdiff_t)d->frame.previous,
         .frame_code = (ptrdiff_t)d->frame.executable, /* maybe not code; maybe tagged */
@@ -167,6 +170,10 @@ static void fill(const struct pyprof_dbg *d, const struct pyprof_dbg_version *v,
         .code_firstlineno = (ptrdiff_t)d->code.firstlineno,
         .code_linetable = (ptrdiff_t)d->code.linetable,
         .code_adaptive = (ptrdiff_t)d->code.code_adaptive,
+        .code_framesize = v->code_framesize,
+        .code_nlocalsplus = PYPROF_NO_FIELD,
+        .code_stacksize = PYPROF_NO_FIELD,
+        .frame_specials = 0,
         .code_read_size = spans_end(code, 6),
 
         .unicode_length = (ptrdiff_t)d->unicode.length,

@@ -42,6 +42,8 @@ struct pyprof_dbg_version {
     uintptr_t code_mask;       /* applied to f_executable (3.14 tags it) */
     int owner_cstack;          /* FRAME_OWNED_BY_CSTACK */
     int owner_interpreter;     /* FRAME_OWNED_BY_INTERPRETER, or -1 */
+    ptrdiff_t code_framesize;  /* offsetof(PyCodeObject, co_framesize) (not in the table),
+                                  or PYPROF_NO_FIELD where not verified */
 };
 
 /* Copy the fields pyprof reads from a version's own table `d` (a struct whose groups and

@@ -66,6 +66,9 @@ struct pyprof_py_layout {
     ptrdiff_t tstate_datastack_chunk; /* 3.11+: _PyStackChunk *datastack_chunk */
     ptrdiff_t tstate_datastack_top;   /* 3.11+: PyObject **datastack_top */
 
+    /* _PyStackChunk (3.11+): the header of a data-stack chunk */
+    ptrdiff_t chunk_size;             /* size_t size: bytes of the whole chunk; else NO_FIELD */
+
     /* The frame: PyFrameObject (3.9/3.10) or _PyInterpreterFrame (3.11+) */
     ptrdiff_t frame_back;             /* f_back / previous */
     ptrdiff_t frame_code;             /* f_code / f_executable */
@@ -84,6 +87,13 @@ struct pyprof_py_layout {
     ptrdiff_t code_firstlineno;       /* int */
     ptrdiff_t code_linetable;         /* PyObject * (bytes): co_lnotab / co_linetable */
     ptrdiff_t code_adaptive;          /* 3.11+: offset of co_code_adaptive[] (inline) */
+    /* How many words a frame of this code takes on the data stack (3.11+), where the next
+     * frame starts: int co_framesize (3.12, 3.13), or, in 3.11, int co_nlocalsplus + int
+     * co_stacksize + frame_specials words. NO_FIELD where unknown (3.9, 3.10, 3.14). */
+    ptrdiff_t code_framesize;
+    ptrdiff_t code_nlocalsplus;
+    ptrdiff_t code_stacksize;
+    int frame_specials;
     size_t code_read_size;            /* bytes to read to cover every code field above */
 
     /* PyUnicodeObject (compact forms only) */

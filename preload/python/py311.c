@@ -35,6 +35,9 @@ static const struct pyprof_py_layout py311 = {
     .tstate_datastack_chunk = 296,
     .tstate_datastack_top = 304,
 
+    /* _PyStackChunk */
+    .chunk_size = 8,                /* size */
+
     /* _PyInterpreterFrame */
     .frame_back = 48,               /* previous */
     .frame_code = 32,               /* f_code */
@@ -54,6 +57,10 @@ static const struct pyprof_py_layout py311 = {
     .code_firstlineno = 72,
     .code_linetable = 136,          /* co_linetable (location table) */
     .code_adaptive = 184,           /* co_code_adaptive[] */
+    .code_framesize = PYPROF_NO_FIELD,
+    .code_nlocalsplus = 76,
+    .code_stacksize = 68,
+    .frame_specials = 9,
     .code_read_size = 184,
 
     /* PyASCIIObject still carries wstr in 3.11 (removed in 3.12), hence 48/72 */

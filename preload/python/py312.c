@@ -36,6 +36,9 @@ static const struct pyprof_py_layout py312 = {
     .tstate_datastack_chunk = 232,
     .tstate_datastack_top = 240,
 
+    /* _PyStackChunk */
+    .chunk_size = 8,                /* size */
+
     /* _PyInterpreterFrame */
     .frame_back = 8,                /* previous */
     .frame_code = 0,                /* f_code */
@@ -53,6 +56,10 @@ static const struct pyprof_py_layout py312 = {
     .code_firstlineno = 68,
     .code_linetable = 136,          /* co_linetable (location table) */
     .code_adaptive = 192,           /* co_code_adaptive[] */
+    .code_framesize = 76,
+    .code_nlocalsplus = PYPROF_NO_FIELD,
+    .code_stacksize = PYPROF_NO_FIELD,
+    .frame_specials = 0,
     .code_read_size = 192,
 
     /* PyASCIIObject lost wstr in 3.12 */

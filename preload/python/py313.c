@@ -62,6 +62,8 @@ _Static_assert(sizeof(struct dbg313) == 73 * sizeof(uint64_t), "3.13 debug table
 
 /* header: enum _frameowner, FRAME_OWNED_BY_CSTACK (entry shims on the C stack). */
 #define OWNED_BY_CSTACK 3
+/* header: offsetof(PyCodeObject, co_framesize). */
+#define CODE_FRAMESIZE 76
 
 int pyprof_py313_layout(uintptr_t runtime, pyprof_read_fn read, struct pyprof_py_layout *out)
 {
@@ -75,6 +77,7 @@ int pyprof_py313_layout(uintptr_t runtime, pyprof_read_fn read, struct pyprof_py
         return rc;
     struct pyprof_dbg n;
     PYPROF_DBG_COPY(&n, &d);
-    static const struct pyprof_dbg_version v = {13, ~(uintptr_t)0, OWNED_BY_CSTACK, -1};
+    static const struct pyprof_dbg_version v = {13, ~(uintptr_t)0, OWNED_BY_CSTACK, -1,
+                                                CODE_FRAMESIZE};
     return pyprof_dbg_layout(&n, &v, out);
 }

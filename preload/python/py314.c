@@ -88,6 +88,9 @@ int pyprof_py314_layout(uintptr_t runtime, pyprof_read_fn read, struct pyprof_py
         return rc;
     struct pyprof_dbg n;
     PYPROF_DBG_COPY(&n, &d);
-    static const struct pyprof_dbg_version v = {14, STACKREF_MASK, OWNED_BY_CSTACK, OWNED_BY_INTERPRETER};
+    /* co_framesize's place is not verified for 3.14 (no headers here): the sampler then
+       skips its check that frames in the data-stack copy are contiguous. */
+    static const struct pyprof_dbg_version v = {14, STACKREF_MASK, OWNED_BY_CSTACK,
+                                                OWNED_BY_INTERPRETER, PYPROF_NO_FIELD};
     return pyprof_dbg_layout(&n, &v, out);
 }

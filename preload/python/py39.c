@@ -35,6 +35,9 @@ static const struct pyprof_py_layout py39 = {
     .tstate_datastack_chunk = PYPROF_NO_FIELD,
     .tstate_datastack_top = PYPROF_NO_FIELD,
 
+    /* _PyStackChunk */
+    .chunk_size = PYPROF_NO_FIELD,
+
     /* PyFrameObject */
     .frame_back = 24,               /* f_back */
     .frame_code = 32,               /* f_code */
@@ -52,6 +55,10 @@ static const struct pyprof_py_layout py39 = {
     .code_firstlineno = 40,
     .code_linetable = 120,          /* co_lnotab */
     .code_adaptive = PYPROF_NO_FIELD,
+    .code_framesize = PYPROF_NO_FIELD,
+    .code_nlocalsplus = PYPROF_NO_FIELD,
+    .code_stacksize = PYPROF_NO_FIELD,
+    .frame_specials = 0,
     .code_read_size = 128,
 
     /* PyASCIIObject still carries wstr in 3.9, hence 48/72 */
