@@ -94,7 +94,7 @@ static int call(pid_t pid, Pyprof__Op op, int reset_after, Pyprof__Response **re
 static json_t *status_json(const Pyprof__Status *s)
 {
     return json_pack("{s:i, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, "
-                     "s:f, s:I, s:I}",
+                     "s:f, s:I, s:I, s:I}",
                      "pid", s->pid, "cmdline", s->cmdline, "python", s->python_version,
                      "state", s->sampling ? "sampling" : "stopped", "mode", s->mode,
                      "interval_us", (json_int_t)s->interval_us, "ticks", (json_int_t)s->ticks,
@@ -104,7 +104,8 @@ static json_t *status_json(const Pyprof__Status *s)
                      "total_weight_ns", (json_int_t)s->total_weight,
                      "achieved_hz", s->achieved_hz, "sampler_cpu_percent", s->sampler_cpu_percent,
                      "sampler_cpu_ns", (json_int_t)s->sampler_cpu_ns,
-                     "sample_cost_ns", (json_int_t)s->sample_cost_ns);
+                     "sample_cost_ns", (json_int_t)s->sample_cost_ns,
+                     "profile_bytes", (json_int_t)s->profile_bytes);
 }
 
 static void print_json(json_t *j)
@@ -226,8 +227,9 @@ static void print_status(const Pyprof__Status *s)
     printf("dropped:          %llu\n", (unsigned long long)s->dropped);
     printf("torn:             %llu\n", (unsigned long long)s->torn);
     printf("truncated:        %llu\n", (unsigned long long)s->truncated);
-    printf("stacks:           %llu of %llu\n", (unsigned long long)s->stacks,
-           (unsigned long long)s->max_stacks);
+    printf("stacks:           %llu of %llu (profile memory %.1f MiB)\n",
+           (unsigned long long)s->stacks, (unsigned long long)s->max_stacks,
+           (double)s->profile_bytes / (1024.0 * 1024.0));
     printf("sampler cpu:      %.3f%% of the process (%.1f ms)\n", s->sampler_cpu_percent,
            (double)s->sampler_cpu_ns / 1e6);
     printf("cost per sample:  %.2fus\n", (double)s->sample_cost_ns / 1000.0);

@@ -112,6 +112,7 @@ static void fill_status(Pyprof__Status *st)
     st->torn = ss.torn;
     st->truncated = pt.truncated;
     st->stacks = pt.stacks;
+    st->profile_bytes = pt.bytes;
     st->max_stacks = agent.cfg.max_stacks;
     st->total_weight = pt.weight;
     st->profile_start_ns = ss.profile_start_ns;

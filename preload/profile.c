@@ -167,12 +167,29 @@ struct pyprof_profile {
     uint32_t nblocks, max_blocks, block_used;
     uint32_t truncated_stack;
     _Atomic uint64_t samples, weight, truncated;
+    _Atomic uint64_t index_bytes, arena_bytes;   /* what the indexes and strings hold */
 };
 
 static int string_equal(const struct pyprof_profile *p, uint32_t id, const void *key)
 {
     const struct string_entry *e = table_at(&p->strings, id), *k = key;
     return e->len == k->len && memcmp(e->s, k->s, k->len) == 0;
+}
+
+/* index_grow(), counted: the old slots are freed, twice as many allocated. */
+static int grow_index(struct pyprof_profile *p, struct index *ix)
+{
+    uint64_t before = (uint64_t)ix->cap * sizeof(struct slot);
+    int rc = index_grow(ix);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&p->index_bytes, before, memory_order_relaxed);
+    return rc;
+}
+
+static uint64_t table_bytes(const struct table *t)
+{
+    uint64_t per_chunk = 1ull << t->shift, used = table_len(t);
+    return (used + per_chunk - 1) / per_chunk * per_chunk * t->elem + t->nchunks * sizeof(void *);
 }
 
 static const char *arena_copy(struct pyprof_profile *p, const char *s, uint32_t len)
@@ -183,6 +200,7 @@ static const char *arena_copy(struct pyprof_profile *p, const char *s, uint32_t 
         char *block = malloc(ARENA_BLOCK);
         if (block == NULL)
             return NULL;
+        atomic_fetch_add_explicit(&p->arena_bytes, ARENA_BLOCK, memory_order_relaxed);
         p->blocks[p->nblocks++] = block;
         p->block_used = 0;
     }
@@ -197,7 +215,7 @@ static const char *arena_copy(struct pyprof_profile *p, const char *s, uint32_t 
 static uint32_t insert(struct pyprof_profile *p, struct table *t, struct index *ix, uint32_t hash,
                        const void *entry, equal_fn eq)
 {
-    if (ix->used * 2 >= ix->cap && index_grow(ix) != 0)
+    if (ix->used * 2 >= ix->cap && grow_index(p, ix) != 0)
         return PYPROF_ID_NONE;
     uint32_t id = table_reserve(t, 1);
     if (id == PYPROF_ID_NONE)
@@ -317,7 +335,7 @@ static uint32_t stack_insert(struct pyprof_profile *p, const struct stack_key *k
                              struct slot *slot)
 {
     if (p->stacks_ix.used * 2 >= p->stacks_ix.cap) {
-        if (index_grow(&p->stacks_ix) != 0)
+        if (grow_index(p, &p->stacks_ix) != 0)
             return PYPROF_ID_NONE;
         slot = index_probe(&p->stacks_ix, hash, stack_equal, p, k);
     }
@@ -442,6 +460,13 @@ void pyprof_profile_totals(const struct pyprof_profile *p, struct pyprof_profile
     out->weight = atomic_load_explicit(&q->weight, memory_order_relaxed);
     out->truncated = atomic_load_explicit(&q->truncated, memory_order_relaxed);
     out->stacks = table_len(&p->stacks) - 1;   /* the [truncated] stack is not a real one */
+    out->bytes = sizeof(*p) + table_bytes(&p->strings) + table_bytes(&p->functions) +
+                 table_bytes(&p->locations) + table_bytes(&p->threads) +
+                 table_bytes(&p->stacks) + table_bytes(&p->frames) +
+                 5 * 1024 * sizeof(struct slot) +
+                 atomic_load_explicit(&q->index_bytes, memory_order_relaxed) +
+                 atomic_load_explicit(&q->arena_bytes, memory_order_relaxed) +
+                 p->max_blocks * sizeof(char *);
 }
 
 /* ---- pprof ------------------------------------------------------------------------------ */

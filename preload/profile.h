@@ -56,6 +56,7 @@ struct pyprof_profile_totals {
     uint64_t weight;     /* sum of their weights */
     uint64_t truncated;  /* samples that went to [truncated] */
     uint64_t stacks;     /* distinct stacks */
+    uint64_t bytes;      /* memory the profile holds (tables, indexes, strings), about */
 };
 void pyprof_profile_totals(const struct pyprof_profile *p, struct pyprof_profile_totals *out);
 

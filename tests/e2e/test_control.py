@@ -303,6 +303,8 @@ def test_list_and_status_describe_the_processes(env, python):
         assert 0 <= st["sampler_cpu_percent"] <= 100
         for key in ("dropped", "torn", "truncated", "sampler_cpu_ns", "sample_cost_ns"):
             assert st[key] >= 0, key
+        # the profile's memory: its empty tables at least, and far from unbounded
+        assert 64 * 1024 <= st["profile_bytes"] <= 256 * 1024 * 1024, st["profile_bytes"]
         # list --json carries the same record (the counts are frozen while stopped)
         lj = listed_json[pid]
         assert set(lj) == set(st)
