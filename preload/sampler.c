@@ -51,7 +51,7 @@ struct thread_entry {
     uint32_t record;       /* the profile's thread id in `generation` */
     uint32_t last_stack;   /* the stack it was last seen running, in last_generation's */
     uint64_t last_generation;                       /* profile */
-    int idle_looks;        /* consecutive looks that found its CPU clock unmoved */
+    int idle_looks;        /* consecutive looks that found it quiet (see skip_idle) */
     struct pyprof_fd_id stat;   /* /proc/self/task/<tid>/stat, opened when first needed */
     char name[32];
 };
@@ -441,15 +441,17 @@ static int thread_running(struct thread_entry *t)
  * Wall mode charges the wall interval to the stack seen now, with [idle] when not running.
  */
 /*
- * CPU mode: a thread whose CPU clock did not move at its last IDLE_AFTER looks is looked at
- * every IDLE_STRIDE ticks only, unless it holds the GIL (a sleeper that wakes into Python
- * takes the GIL: it is seen at once). Its CPU is not lost, the clock being cumulative: the
- * next look charges all of it, to the stack seen then (or carried to the one last seen
- * running). It saves a system call per idle thread per tick: a server with a hundred
- * mostly idle threads spent most of its sampler's time reading clocks that had not moved.
+ * CPU mode: a thread that used under 1/IDLE_SHARE of the time since each of its last
+ * IDLE_AFTER looks is looked at every IDLE_STRIDE ticks only, unless it holds the GIL (a
+ * sleeper that wakes into Python takes the GIL: it is seen at once). Its CPU is not lost,
+ * the clock being cumulative: the next look charges all of it, to the stack seen then (or
+ * carried to the one last seen running). It saves a system call per quiet thread per tick:
+ * a server with a hundred threads that wake every few milliseconds spent most of its
+ * sampler's time reading their clocks.
  */
 #define IDLE_AFTER 8
 #define IDLE_STRIDE 8
+#define IDLE_SHARE 20
 
 static int skip_idle(const struct pyprof_sampler *s, const struct thread_entry *t, int holds_gil)
 {
@@ -473,7 +475,7 @@ static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
     uint32_t last = t->last_generation == s->generation ? t->last_stack : PYPROF_ID_NONE;
     t->cpu_ns = cpu;
     t->wall_ns = wall;
-    t->idle_looks = cpu_delta == 0 ? t->idle_looks + 1 : 0;
+    t->idle_looks = cpu_delta * IDLE_SHARE < wall_delta ? t->idle_looks + 1 : 0;
     if (first || (s->opt.mode == PYPROF_MODE_CPU && cpu_delta == 0))
         return;   /* no baseline yet, or no CPU used since the last tick: nothing to walk */
 
