@@ -99,11 +99,16 @@ class Env:
         self.procs.append(p)
         return p
 
-    def ctl(self, *args, check=True, timeout=60, **kw):
-        env = dict(self.env)
+    def ctl_env(self, **extra):
+        """The environment for pyprofctl: under a sanitizer build, its runtimes preloaded
+        (pyprofctl run puts libpyprof.so after what LD_PRELOAD already holds)."""
+        env = dict(self.env, **{k: str(v) for k, v in extra.items()})
         if os.environ.get("PYPROF_PRELOAD_FIRST"):
-            # pyprofctl run puts libpyprof.so after what LD_PRELOAD already holds.
             env["LD_PRELOAD"] = os.environ["PYPROF_PRELOAD_FIRST"]
+        return env
+
+    def ctl(self, *args, check=True, timeout=60, **kw):
+        env = self.ctl_env()
         r = subprocess.run([str(CTL), *map(str, args)], env=env, capture_output=True,
                            text=kw.pop("text", True), timeout=timeout, **kw)
         if check and r.returncode != 0:

@@ -1147,7 +1147,7 @@ def test_run_writes_profile_and_keeps_exit_code(env, python, tmp_path, code):
     exits with the program's exit code; no socket is left behind."""
     out = tmp_path / "out.folded"
     r = subprocess.run([str(CTL), "run", "-o", str(out), "--", python, CTL_WORK, str(code)],
-                       env=dict(env.env, PYPROF_INTERVAL="1ms"), capture_output=True,
+                       env=env.ctl_env(PYPROF_INTERVAL="1ms"), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == code, r.stderr
     assert r.stdout == "out\n"
@@ -1163,14 +1163,15 @@ def test_run_propagates_exit_status_of_any_command(env, tmp_path):
     128+N when the command is killed by signal N (with -o it still exits that way, saying
     that no profile was written); a missing command exits 127."""
     r = subprocess.run([str(CTL), "run", "--", "/bin/sh", "-c", "echo hi; exit 7"],
-                       env=env.env, capture_output=True, text=True, timeout=60)
+                       env=env.ctl_env(), capture_output=True, text=True, timeout=60)
     assert (r.returncode, r.stdout) == (7, "hi\n")
     killer = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     r = subprocess.run([str(CTL), "run", "-o", str(tmp_path / "k.folded"), "--", ONE_PYTHON,
-                        "-c", killer], env=env.env, capture_output=True, text=True, timeout=60)
+                        "-c", killer], env=env.ctl_env(), capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 128 + signal.SIGKILL, r
     r = subprocess.run([str(CTL), "run", "--", str(tmp_path / "no-such-command")],
-                       env=env.env, capture_output=True, text=True, timeout=60)
+                       env=env.ctl_env(), capture_output=True, text=True, timeout=60)
     assert r.returncode == 127 and r.stderr.strip()
 
 

@@ -53,7 +53,7 @@ def test_every_format_from_one_dump(env, served, tmp_path):
 
 def test_svg_widths_are_proportional(env, served, tmp_path):
     """In the SVG, every drawn frame's width is its value over the total times the chart
-    width, and its title carries the same value."""
+    width, and its details (data-t, shown on hover) carry the same value."""
     out = tmp_path / "p.svg"
     env.ctl("dump", served, "--samples", "-o", out)
     root = ET.parse(out).getroot()
@@ -65,7 +65,7 @@ def test_svg_widths_are_proportional(env, served, tmp_path):
         rect = g.find("s:rect", ns)
         value = float(g.get("data-w"))
         assert abs(float(rect.get("width")) - value / total * width) < 0.01
-        assert re.search(r"%d samples" % value, g.find("s:title", ns).text)
+        assert re.search(r"%d samples" % value, g.get("data-t"))
 
 
 def test_convert_round_trips_and_refuses_garbage(env, served, tmp_path):
@@ -178,7 +178,7 @@ def test_diff_finds_what_grew(env, tmp_path):
     assert rows["slow"] > 10 and rows["fast"] < -10, r.stdout
     root = ET.parse(svg).getroot()
     ns = {"s": "http://www.w3.org/2000/svg"}
-    fills = {g.find("s:title", ns).text.split(" (")[0]: g.find("s:rect", ns).get("fill")
+    fills = {g.get("data-t").split(" (")[0]: g.find("s:rect", ns).get("fill")
              for g in root.findall(".//s:g[@class='f']", ns)}
     assert fills["slow"].startswith("rgb(255,"), fills["slow"]
     assert fills["fast"].endswith(",255)"), fills["fast"]

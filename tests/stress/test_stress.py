@@ -431,7 +431,7 @@ EXIT_KINDS = [("sys.exit", 7), ("os._exit", 9), ("thread-os._exit", 11)]
 
 
 def dump_client(env, pid, out):
-    return subprocess.Popen([str(CTL), "dump", str(pid), "-o", str(out)], env=env.env,
+    return subprocess.Popen([str(CTL), "dump", str(pid), "-o", str(out)], env=env.ctl_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
