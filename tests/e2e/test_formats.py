@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import find_pyenv, parse_collapsed, wait_for_line, workload
+from conftest import ROOT, find_pyenv, parse_collapsed, wait_for_line, workload
 
 PYTHON = find_pyenv("3.12") or "/usr/bin/python3"
 
@@ -183,6 +183,55 @@ def test_diff_finds_what_grew(env, tmp_path):
     assert fills["slow"].startswith("rgb(255,"), fills["slow"]
     assert fills["fast"].endswith(",255)"), fills["fast"]
     assert env.ctl("diff", runs["before"], check=False).returncode == 2
+    # a corrupt, truncated, empty or missing input on either side: one line, exit 1, no SVG
+    bad = {"garbage.pb": b"\x00\x01garbage" * 10, "cut.pb.gz": runs["after"].read_bytes()[:60],
+           "empty.pb": b""}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    for name in list(bad) + ["missing.pb"]:
+        for pair in ((tmp_path / name, runs["after"]), (runs["before"], tmp_path / name)):
+            out = tmp_path / "bad-diff.svg"
+            r = env.ctl("diff", *pair, "-o", out, check=False)
+            assert r.returncode == 1 and r.stdout == "", (name, r)
+            assert len(r.stderr.strip().splitlines()) == 1 and name in r.stderr, r.stderr
+            assert not out.exists(), name
+
+
+def readme_block(first_line):
+    """The lines of the README's code block that starts with `first_line`."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("```\n" + first_line) + 4
+    return text[start:text.index("```", start)].splitlines()
+
+
+def test_readme_examples_run_as_written(env, tmp_path):
+    """The README's opening example, run as written against a real profiled server (its
+    workload and the build's paths in place of gunicorn and /usr/local, its pid in place of
+    4242): `pyprofctl list` names the process, and each `dump` writes the file the README
+    says, in the format its comment says (collapsed stacks naming the workload's function;
+    gzip-compressed pprof)."""
+    lines = readme_block("LD_PRELOAD=/usr/local/lib/libpyprof.so gunicorn app:app")
+    assert lines[0].startswith("LD_PRELOAD=/usr/local/lib/libpyprof.so ")
+    proc = env.spawn([PYTHON, workload("demo_app.py")], PYPROF_INTERVAL="1ms")
+    pid = int(wait_for_line(proc, "ready").split()[1])
+    env.wait_socket(pid)
+    while env.status(pid)["samples"] < 50:
+        time.sleep(0.05)
+    try:
+        for line in lines[1:]:
+            command = line.split("#")[0].split()
+            assert command[0] == "pyprofctl", line
+            args = [str(pid) if a == "4242" else a for a in command[1:]]
+            r = env.ctl(*args, cwd=tmp_path)
+            if args[0] == "list":
+                assert str(pid) in r.stdout and "demo_app.py" in r.stdout, r.stdout
+        stacks = parse_collapsed((tmp_path / "profile.folded").read_text())
+        assert any("worker" in s for s in stacks), list(stacks)[:5]
+        raw = gzip.decompress((tmp_path / "profile.pb.gz").read_bytes())
+        assert b"worker" in raw
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("ext", ["svg", "json", "pb.gz", "folded"])
