@@ -149,6 +149,8 @@ int pyprof_py_threads(const struct pyprof_py *py, struct pyprof_prefetch *pf,
 
 void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
 {
+    for (int i = 0; i < PYPROF_OLD_CHUNKS; i++)
+        free(buf->old[i].data);
     free(buf->chunk);
     free(buf->seen);
     free(buf->verify);
@@ -242,7 +244,83 @@ static int first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         return rc;
     }
     remember_first_frame(py, buf, t, local, remote, n);
+    buf->nold = 0;
+    buf->next_old = 0;
+    if (*hi > *lo && L->chunk_previous != PYPROF_NO_FIELD &&
+        *hi - *lo >= (size_t)L->chunk_previous + sizeof(uintptr_t))
+        buf->next_old = load_ptr(buf->chunk, L->chunk_previous);
     return 0;
+}
+
+/* Copy the chunk at buf->next_old (3.11+): its header, then its frames in use (older
+ * chunks keep their `top` up to date). Both reads are remembered: the next tick finds
+ * them in its prefetched copy. 0 or -errno; nothing is added when it does not hold `frame`
+ * (a generator's frame lives elsewhere: a later frame may still be in this chunk). */
+static int copy_old_chunk(const struct pyprof_py *py, struct pyprof_walk_buf *buf, uintptr_t frame)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    uintptr_t chunk = buf->next_old, head[3];
+    const ptrdiff_t fields[3] = {L->chunk_previous, L->chunk_size, L->chunk_top};
+    int rc;
+    if (!pyprof_plausible_ptr(chunk) || buf->nold == PYPROF_OLD_CHUNKS)
+        return -ELOOP;
+    if ((rc = read_fields(buf->prefetch, chunk, fields, head, 3)) != 0)
+        return rc;
+    uintptr_t used = (uintptr_t)L->chunk_data + head[2] * sizeof(void *);
+    if (head[2] > MAX_CHUNK_COPY / sizeof(void *) || used > head[1] || used > MAX_CHUNK_COPY)
+        return -ELOOP;   /* not a chunk header: torn */
+    if (frame < chunk + (uintptr_t)L->chunk_data || frame >= chunk + used)
+        return 0;
+    struct pyprof_chunk_copy *c = &buf->old[buf->nold];
+    if (c->cap < used) {
+        uint8_t *bigger = realloc(c->data, used);
+        if (bigger == NULL)
+            return -ENOMEM;
+        c->data = bigger;
+        c->cap = used;
+    }
+    if ((rc = pyprof_prefetch_read1(buf->prefetch, c->data, chunk, used, 1)) != 0)
+        return rc;
+    c->lo = chunk;
+    c->hi = chunk + used;
+    buf->nold++;
+    buf->next_old = head[0];
+    return 0;
+}
+
+/* Where `frame` is among the copied chunks: its copy, and *which = 1 (the current chunk)
+ * or 2... (older ones, copied as the walk reaches them); NULL (and *which = 0) outside. */
+static const uint8_t *chunk_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
+                                  uintptr_t frame, uintptr_t lo, uintptr_t hi, int *which,
+                                  uintptr_t *end, int *rc)
+{
+    size_t size = py->layout.frame_read_size;
+    *which = 0;
+    *end = 0;
+    if (frame >= lo && frame < hi && hi - frame >= size) {
+        *which = 1;
+        *end = hi;
+        return buf->chunk + (frame - lo);
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        for (int i = 0; i < buf->nold; i++) {
+            const struct pyprof_chunk_copy *c = &buf->old[i];
+            if (frame >= c->lo && frame < c->hi && c->hi - frame >= size) {
+                *which = 2 + i;
+                *end = c->hi;
+                return c->data + (frame - c->lo);
+            }
+        }
+        if (attempt == 0 && buf->next_old == 0)
+            break;
+        if (attempt == 0 && (*rc = copy_old_chunk(py, buf, frame)) != 0) {
+            buf->next_old = 0;   /* unreadable: its frames are read one by one */
+            if (*rc != -ENOMEM && *rc != -ELOOP)
+                *rc = 0;
+            break;
+        }
+    }
+    return NULL;
 }
 
 static int frame_offset(const struct pyprof_py_layout *L, const uint8_t *f, uintptr_t code)
@@ -407,6 +485,24 @@ static int ensure_buffers(const struct pyprof_py *py, struct pyprof_walk_buf *bu
     return buf->seen && buf->verify && buf->hints && buf->ahead && buf->ahead_addr ? 0 : -ENOMEM;
 }
 
+/* A frame of a chunk copy with no caller must be the thread's first: at the start of the
+ * first chunk (whose `previous` is NULL), in its first or second slot (CPython skips the
+ * first word of a thread's first chunk so that popping never frees it). Any other was
+ * caught being pushed (its caller not linked yet) in a copy of another moment. */
+static int thread_root(const struct pyprof_py *py, const struct pyprof_walk_buf *buf,
+                       uintptr_t frame, const uint8_t *f, int in_chunk)
+{
+    const struct pyprof_py_layout *L = &py->layout;
+    const uint8_t *head = in_chunk == 1 ? buf->chunk : buf->old[in_chunk - 2].data;
+    uintptr_t base = in_chunk == 1 ? frame - (uintptr_t)(f - buf->chunk)
+                                   : buf->old[in_chunk - 2].lo;
+    if (L->chunk_data == PYPROF_NO_FIELD)
+        return 1;
+    uintptr_t data = base + (uintptr_t)L->chunk_data;
+    return (frame == data || frame == data + sizeof(void *)) &&
+           load_ptr(head, L->chunk_previous) == 0;
+}
+
 int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
                    const struct pyprof_thread_ref *thread, struct pyprof_raw_frame *out, int max)
 {
@@ -424,10 +520,12 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         const uint8_t *f;
         if (++steps > PYPROF_MAX_DEPTH * 2 || !pyprof_plausible_ptr(frame))
             return -ELOOP;
-        int in_chunk = frame >= lo && frame < hi && hi - frame >= L->frame_read_size;
-        if (in_chunk) {
-            f = buf->chunk + (frame - lo);
-        } else {
+        int in_chunk;
+        uintptr_t chunk_end;
+        rc = 0;
+        if ((f = chunk_frame(py, buf, frame, lo, hi, &in_chunk, &chunk_end, &rc)) == NULL) {
+            if (rc != 0)
+                return rc;   /* out of memory, or an older chunk's header is garbage: torn */
             f = frame_outside(py, buf, frame, lo, hi, PYPROF_MAX_DEPTH * 2 - steps + 1, &rc);
             if (f == NULL)
                 return rc;
@@ -438,7 +536,7 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         if (L->frame_kind == PYPROF_FRAME_OBJECT && !live_frame_object(py, f))
             return -ELOOP;
         uintptr_t back = load_ptr(f, L->frame_back);
-        if (back == frame)
+        if (back == frame || (back == 0 && in_chunk && !thread_root(py, buf, frame, f, in_chunk)))
             return -ELOOP;
         if (!skip_owner(L, f)) {
             if (n == max)
@@ -450,6 +548,7 @@ int pyprof_py_walk(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
             out[n].offset = frame_offset(L, f, code);
             out[n].addr = frame;
             out[n].in_chunk = in_chunk;
+            out[n].chunk_end = chunk_end;
             out[n].caller_next = 0;
             n++;
             skipped = 0;
@@ -491,7 +590,8 @@ int pyprof_py_torn_chunk(const struct pyprof_raw_frame *out, const struct pyprof
         int size = raw[i + 1].framesize;
         if (!callee->caller_next || !callee->in_chunk || !caller->in_chunk || size <= 0)
             continue;
-        if (callee->addr != caller->addr + (uintptr_t)size * sizeof(void *))
+        uintptr_t end = caller->addr + (uintptr_t)size * sizeof(void *);
+        if (callee->in_chunk == caller->in_chunk ? callee->addr != end : caller->chunk_end != end)
             return 1;
     }
     return 0;

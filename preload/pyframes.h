@@ -67,14 +67,25 @@ struct pyprof_raw_frame {
     uintptr_t code;   /* code object address (not yet validated) */
     int offset;       /* byte offset of the current instruction; -1 when unknown */
     uintptr_t addr;   /* the frame's own address */
-    int in_chunk;     /* 3.11+: read from the data-stack chunk copy */
+    int in_chunk;     /* 3.11+: read from a data-stack chunk copy (1: the current chunk,
+                         2...: older ones); 0: read on its own */
     int caller_next;  /* the next raw frame is this one's caller, none skipped between */
+    uintptr_t chunk_end;  /* where the used part of its chunk ends (when in_chunk) */
 };
 
 /* Where a frame outside the copied chunk pointed last time it was read: its caller. */
 struct pyprof_frame_hint {
     uintptr_t addr, back;
 };
+
+/* A copy of an older data-stack chunk of the thread being walked (3.11+). */
+struct pyprof_chunk_copy {
+    uintptr_t lo, hi;     /* the frames' address range it holds */
+    uint8_t *data;
+    size_t cap;
+};
+
+#define PYPROF_OLD_CHUNKS 8
 
 /* Scratch memory for one walker (owned by the caller, e.g. the sampler thread). */
 struct pyprof_walk_buf {
@@ -87,6 +98,9 @@ struct pyprof_walk_buf {
     uint8_t *ahead;                   /* frames read ahead along the hinted chain */
     uintptr_t *ahead_addr;
     int ahead_count, ahead_next;
+    struct pyprof_chunk_copy old[PYPROF_OLD_CHUNKS];   /* older chunks, this walk */
+    int nold;
+    uintptr_t next_old;   /* the chunk before the last one copied: copied when reached */
 };
 void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
 
@@ -94,7 +108,8 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf);
  * Walk a thread's frames, innermost first, into out[0..max). Returns the number of frames,
  * or -EFAULT (memory gone), -ENOMEM, -ELOOP (the stack was torn: it moved while we read it).
  * On 3.11+ the thread's current data-stack chunk is copied in one read and frames inside
- * it are walked from that copy. Other frames (all of them on 3.9/3.10) cannot be found
+ * it are walked from that copy; so are older chunks (a stack deeper than one chunk), each
+ * copied whole when the walk reaches it. Other frames (all of them on 3.9/3.10) cannot be found
  * before their callee is read; so the walker remembers, for every such frame it read,
  * its caller, and reads a frame together with the chain of callers it had last time, in
  * one call: a deep stack whose lower part did not change costs a read or two instead of
@@ -114,8 +129,9 @@ struct pyprof_code_raw {
     int framesize;    /* words its frames take on the data stack; 0 when unknown */
 };
 
-/* On the data stack a frame's callee starts right where the frame ends. Frames of one
- * chunk copy that break this were copied at different moments (the thread pushed and
+/* On the data stack a frame's callee starts right where the frame ends, and a frame whose
+ * callee opened a newer chunk is the last of its own chunk (its end is that chunk's saved
+ * top). Frames that break this were copied at different moments (the thread pushed and
  * popped while the kernel copied): 1 when out[0..n) holds such a pair, given each frame's
  * code (raw[i] for out[i]). */
 int pyprof_py_torn_chunk(const struct pyprof_raw_frame *out, const struct pyprof_code_raw *raw,

@@ -522,21 +522,28 @@ static void tick(struct pyprof_sampler *s)
     if (pyprof_py_interp_state(&s->py, s->prefetch, &is) != 0 || is.finalizing)
         return;
     int n = pyprof_py_threads(&s->py, s->prefetch, &is, s->refs, PYPROF_MAX_THREADS);
-    if (n < 0) {
-        atomic_fetch_add(&s->dropped, 1);
-        return;
+    if (n >= 0) {
+        qsort(s->refs, (size_t)n, sizeof(*s->refs), ref_compare);
+        if (atomic_exchange(&s->restart_baseline, 0)) {
+            forget_threads(s->threads, s->nthreads);
+            s->nthreads = 0;
+        }
+        merge_threads(s, n);
     }
-    qsort(s->refs, (size_t)n, sizeof(*s->refs), ref_compare);
-    if (atomic_exchange(&s->restart_baseline, 0)) {
-        forget_threads(s->threads, s->nthreads);
-        s->nthreads = 0;
-    }
-    merge_threads(s, n);
 
+    /* Everything this tick counts is counted under the lock, and only while sampling is on:
+     * pyprof_sampler_set_enabled(0) takes the lock too, so once it returns, nothing more. */
     uint64_t wall = now_ns(CLOCK_MONOTONIC);
     pthread_mutex_lock(&s->profile_lock);
-    for (int i = 0; i < s->nthreads; i++)
-        sample_thread(s, &s->threads[i], &s->refs[i], &is, wall);
+    if (atomic_load(&s->enabled)) {
+        if (n < 0) {
+            atomic_fetch_add(&s->dropped, 1);
+        } else {
+            atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
+            for (int i = 0; i < s->nthreads; i++)
+                sample_thread(s, &s->threads[i], &s->refs[i], &is, wall);
+        }
+    }
     pthread_mutex_unlock(&s->profile_lock);
 }
 
@@ -546,8 +553,7 @@ static void tick(struct pyprof_sampler *s)
 
 static void measured_tick(struct pyprof_sampler *s)
 {
-    uint64_t ticks = atomic_fetch_add_explicit(&s->ticks, 1, memory_order_relaxed);
-    if (ticks % MEASURE_EVERY != 0) {
+    if (s->tick_no % MEASURE_EVERY != 0) {   /* tick() counts tick_no */
         tick(s);
         return;
     }
@@ -725,6 +731,10 @@ void pyprof_sampler_set_enabled(struct pyprof_sampler *s, int enabled)
     if (enabled && !atomic_load(&s->enabled))
         atomic_store(&s->restart_baseline, 1);   /* time spent stopped is not attributed */
     atomic_store(&s->enabled, enabled);
+    /* A tick that was recording finishes before we return (see tick()): a stop freezes
+     * the counts as soon as the client hears back. */
+    pthread_mutex_lock(&s->profile_lock);
+    pthread_mutex_unlock(&s->profile_lock);
 }
 
 struct pyprof_profile *pyprof_sampler_swap(struct pyprof_sampler *s, struct pyprof_profile *fresh)

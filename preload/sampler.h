@@ -53,7 +53,8 @@ int pyprof_sampler_start(struct pyprof_sampler *s);
 void pyprof_sampler_join(struct pyprof_sampler *s);
 void pyprof_sampler_destroy(struct pyprof_sampler *s);
 
-/* Pause or resume recording (the thread keeps running, idle). */
+/* Pause or resume recording (the thread keeps running, idle). Waits for a tick that is
+ * recording: once paused, the profile and the counters stay as they are. */
 void pyprof_sampler_set_enabled(struct pyprof_sampler *s, int enabled);
 
 /* Replace the profile with `fresh` and return the old one, which the sampler no longer

@@ -10,7 +10,10 @@
 /* PyThreadState has datastack_top right after datastack_chunk (3.13 and 3.14 headers). */
 #define DATASTACK_TOP_AFTER_CHUNK 8
 /* _PyStackChunk is {previous, size, top, data[]} (3.11 to 3.14 headers; not in the table). */
+#define STACK_CHUNK_PREVIOUS 0
 #define STACK_CHUNK_SIZE 8
+#define STACK_CHUNK_TOP 16
+#define STACK_CHUNK_DATA 24
 /* PyCompactUnicodeObject is PyASCIIObject + Py_ssize_t utf8_length + char *utf8. */
 #define COMPACT_AFTER_ASCII 16
 
@@ -152,7 +155,10 @@ static void fill(const struct pyprof_dbg *d, const struct pyprof_dbg_version *v,
         .tstate_native_thread_id = (ptrdiff_t)d->tstate.native_thread_id,
         .tstate_datastack_chunk = (ptrdiff_t)d->tstate.datastack_chunk,
         .tstate_datastack_top = (ptrdiff_t)(d->tstate.datastack_chunk + DATASTACK_TOP_AFTER_CHUNK),
+        .chunk_previous = STACK_CHUNK_PREVIOUS,
         .chunk_size = STACK_CHUNK_SIZE,
+        .chunk_top = STACK_CHUNK_TOP,
+        .chunk_data = STACK_CHUNK_DATA,
 
         .frame_back = (ptrdiff_t)d->frame.previous,
         .frame_code = (ptrdiff_t)d->frame.executable, /* maybe not code; maybe tagged */

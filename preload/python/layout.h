@@ -66,8 +66,12 @@ struct pyprof_py_layout {
     ptrdiff_t tstate_datastack_chunk; /* 3.11+: _PyStackChunk *datastack_chunk */
     ptrdiff_t tstate_datastack_top;   /* 3.11+: PyObject **datastack_top */
 
-    /* _PyStackChunk (3.11+): the header of a data-stack chunk */
-    ptrdiff_t chunk_size;             /* size_t size: bytes of the whole chunk; else NO_FIELD */
+    /* _PyStackChunk (3.11+): the header of a data-stack chunk; else NO_FIELD */
+    ptrdiff_t chunk_previous;         /* _PyStackChunk *previous: the chunk before this one */
+    ptrdiff_t chunk_size;             /* size_t size: bytes of the whole chunk */
+    ptrdiff_t chunk_top;              /* size_t top: words of data[] in use, kept up to date
+                                         once a newer chunk is pushed */
+    ptrdiff_t chunk_data;             /* PyObject *data[]: where frames start */
 
     /* The frame: PyFrameObject (3.9/3.10) or _PyInterpreterFrame (3.11+) */
     ptrdiff_t frame_back;             /* f_back / previous */

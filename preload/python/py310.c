@@ -36,7 +36,10 @@ static const struct pyprof_py_layout py310 = {
     .tstate_datastack_top = PYPROF_NO_FIELD,
 
     /* _PyStackChunk */
+    .chunk_previous = PYPROF_NO_FIELD,
     .chunk_size = PYPROF_NO_FIELD,
+    .chunk_top = PYPROF_NO_FIELD,
+    .chunk_data = PYPROF_NO_FIELD,
 
     /* PyFrameObject */
     .frame_back = 24,               /* f_back */

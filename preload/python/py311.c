@@ -36,7 +36,10 @@ static const struct pyprof_py_layout py311 = {
     .tstate_datastack_top = 304,
 
     /* _PyStackChunk */
-    .chunk_size = 8,                /* size */
+    .chunk_previous = 0,
+    .chunk_size = 8,
+    .chunk_top = 16,
+    .chunk_data = 24,
 
     /* _PyInterpreterFrame */
     .frame_back = 48,               /* previous */
