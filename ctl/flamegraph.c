@@ -262,11 +262,11 @@ static const char *comment(const Perftools__Profiles__Profile *p, const char *ke
     return NULL;
 }
 
-static void put_header(struct render *r, const Perftools__Profiles__Profile *p)
+static void put_header(struct render *r, const Perftools__Profiles__Profile *p, int64_t sum)
 {
     const char *cmd = comment(p, "cmdline"), *pid = comment(p, "pid"), *mode = comment(p, "mode");
     char total[48];
-    format_value(r, (int64_t)r->total, total, sizeof(total));
+    format_value(r, sum, total, sizeof(total));
     fprintf(r->out, "<text class=\"title\" x=\"%d\" y=\"22\" text-anchor=\"middle\">",
             r->width / 2);
     if (r->o->title)
@@ -387,7 +387,7 @@ int pyprof_flamegraph_write(const Perftools__Profiles__Profile *p,
                      "<rect width=\"100%%\" height=\"100%%\" fill=\"#fdfdf6\"/>\n",
                 r.width, r.height, r.width, r.height, r.width, (long long)t.root.value,
                 STYLE, SCRIPT);
-        put_header(&r, p);
+        put_header(&r, p, t.root.value);
         if (t.root.value > 0)
             put_tree(&r, &t.root, o->diff_base ? &base.root : NULL, 0, -1);
         else

@@ -384,6 +384,8 @@ static int read_ahead(const struct pyprof_py *py, struct pyprof_walk_buf *buf, u
     size_t size = py->layout.frame_read_size;
     struct iovec local[AHEAD_MAX], remote[AHEAD_MAX];
     int n = 0;
+    if (budget > buf->ahead_window)
+        budget = buf->ahead_window;
     for (uintptr_t at = frame; n < budget && n < AHEAD_MAX; at = hint_back(buf, at)) {
         if (!pyprof_plausible_ptr(at) || (at >= lo && at < hi))
             break;
@@ -412,6 +414,10 @@ static const uint8_t *frame_outside(const struct pyprof_py *py, struct pyprof_wa
 {
     size_t size = py->layout.frame_read_size;
     if (buf->ahead_next >= buf->ahead_count || buf->ahead_addr[buf->ahead_next] != frame) {
+        if (buf->ahead_next < buf->ahead_count)   /* the hinted chain went wrong here */
+            buf->ahead_window = buf->ahead_next * 2 > 2 ? buf->ahead_next * 2 : 2;
+        else if (buf->ahead_count > 0 && buf->ahead_window < AHEAD_MAX)
+            buf->ahead_window *= 2;
         if ((*rc = read_ahead(py, buf, frame, lo, hi, budget)) != 0)
             return NULL;
     }
@@ -482,6 +488,7 @@ static int ensure_buffers(const struct pyprof_py *py, struct pyprof_walk_buf *bu
     if (buf->ahead_addr == NULL)
         buf->ahead_addr = malloc(AHEAD_MAX * sizeof(*buf->ahead_addr));
     buf->ahead_count = buf->ahead_next = 0;
+    buf->ahead_window = AHEAD_MAX;   /* a stack that did not change is read in one call */
     return buf->seen && buf->verify && buf->hints && buf->ahead && buf->ahead_addr ? 0 : -ENOMEM;
 }
 

@@ -104,6 +104,38 @@ static int op_known(int op)
 }
 
 /*
+ * Field number 0 does not exist, and protobuf-c refuses it as a one-byte tag but keeps it,
+ * as an unknown field, when the tag is spelled in more bytes than it needs ("80 00"):
+ * such a message would encode into one that no longer decodes. Refused here, at any depth
+ * (our messages nest a few levels: response, profile, sample...).
+ */
+static int has_field_zero(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    for (unsigned i = 0; i < m->n_unknown_fields; i++)
+        if (m->unknown_fields[i].tag == 0)
+            return 1;
+    for (unsigned i = 0; i < d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &d->fields[i];
+        const char *at = (const char *)m + f->offset;
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            size_t n = *(const size_t *)((const char *)m + f->quantifier_offset);
+            ProtobufCMessage *const *items = *(ProtobufCMessage *const *const *)at;
+            for (size_t k = 0; k < n; k++)
+                if (has_field_zero(items[k]))
+                    return 1;
+        } else {
+            const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)at;
+            if (sub != NULL && has_field_zero(sub))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/*
  * protobuf-c returns NULL both for malformed bytes and for a failed allocation; with the
  * default allocator the two cannot be told apart, and the caller's answer (drop the
  * connection) is the same, so both are -EBADMSG. Neither schema is recursive, so hostile
@@ -120,6 +152,10 @@ int pyprof_request_decode(const uint8_t *payload, size_t len, Pyprof__Request **
     req = pyprof__request__unpack(NULL, len, payload);
     if (req == NULL)
         return -EBADMSG;
+    if (has_field_zero(&req->base)) {
+        pyprof__request__free_unpacked(req, NULL);
+        return -EBADMSG;
+    }
 
     /* Returned even when refused: the caller answers with both versions, or the op. */
     *out = req;
@@ -141,6 +177,10 @@ int pyprof_response_decode(const uint8_t *payload, size_t len, Pyprof__Response 
     resp = pyprof__response__unpack(NULL, len, payload);
     if (resp == NULL)
         return -EBADMSG;
+    if (has_field_zero(&resp->base)) {
+        pyprof__response__free_unpacked(resp, NULL);
+        return -EBADMSG;
+    }
 
     *out = resp;
     if (resp->version != PYPROF_PROTOCOL_VERSION)

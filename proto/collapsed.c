@@ -84,8 +84,15 @@ static int put_frame(const struct lookup *l, const Perftools__Profiles__Line *li
         return -EINVAL;
     if (put_clean(out, name) != 0)
         return -EIO;
-    if (file[0] == '\0')
-        return 0;   /* pseudo-frames such as [idle] have no file */
+    if (file[0] == '\0') {
+        /* Pseudo-frames such as [idle] have no file. A name that would read back as
+         * "name (file:line)" keeps an empty location, so that it reads back as itself. */
+        if (line->line > 0 && !o->functions)
+            return fprintf(out, " (:%lld)", (long long)line->line) < 0 ? -EIO : 0;
+        if (name[0] != '\0' && name[strlen(name) - 1] == ')' && strstr(name, " (") != NULL)
+            return fputs(" ()", out) == EOF ? -EIO : 0;
+        return 0;
+    }
     if (fputs(" (", out) == EOF || put_clean(out, file) != 0)
         return -EIO;
     if (o->functions || line->line <= 0)

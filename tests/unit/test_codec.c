@@ -787,6 +787,11 @@ static void test_decode_garbage_patterns(void **state)
     } cases[] = {
         { "field number 0", { 0x00 }, 1 },
         { "field number 0 with value", { 0x00, 0x01 }, 2 },
+        /* protobuf-c keeps a zero tag spelled in two bytes as an unknown field (found by
+         * fuzz_codec: it re-encodes into one byte, which then does not decode) */
+        { "field number 0, long tag", { 0x08, 0x01, 0x80, 0x00, 0x00 }, 5 },
+        { "field number 0, long tag, after a valid message", { 0x08, 0x01, 0x10, 0x01, 0x80,
+                                                               0x80, 0x00, 0x05 }, 8 },
         { "all ones", { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 8 },
         { "tag without value", { 0x08 }, 1 },
         { "unterminated varint", { 0x08, 0x80, 0x80, 0x80 }, 4 },
@@ -826,6 +831,9 @@ static void test_decode_bad_submessage(void **state)
     const uint8_t broken_inner[] = { 0x08, 0x01, 0x22, 0x02, 0x08, 0x80 };
     /* version=1, profile (field 5) whose sample (field 2) overruns the profile */
     const uint8_t overrun[] = { 0x08, 0x01, 0x2a, 0x03, 0x12, 0x05, 0x08 };
+    /* version=1, profile whose sample holds a field number 0 in a long tag */
+    const uint8_t zero_deep[] = { 0x08, 0x01, 0x2a, 0x07, 0x12, 0x05, 0x08, 0x01, 0x80, 0x00,
+                                  0x00 };
     Pyprof__Response *resp = NULL;
 
     assert_int_equal(pyprof_response_decode(wrong_type, sizeof(wrong_type), &resp), -EBADMSG);
@@ -834,6 +842,8 @@ static void test_decode_bad_submessage(void **state)
                      -EBADMSG);
     assert_null(resp);
     assert_int_equal(pyprof_response_decode(overrun, sizeof(overrun), &resp), -EBADMSG);
+    assert_null(resp);
+    assert_int_equal(pyprof_response_decode(zero_deep, sizeof(zero_deep), &resp), -EBADMSG);
     assert_null(resp);
 }
 
