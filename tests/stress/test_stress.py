@@ -217,7 +217,7 @@ def test_thread_pools_and_deep_short_lived_threads(env, python, tmp_path):
     """Harder than test_sampler.py's churn test (short threads, shallow stacks): every
     round a fresh ThreadPoolExecutor runs tasks 50-400 frames deep and is shut down, while
     short-lived threads dive 100-600 frames deep and die there (returning, by an uncaught
-    exception, by SystemExit); PYPROF_MAX_STACKS=512, so the stack table overflows.
+    exception, by SystemExit); PYPROF_MAX_STACKS=1024, so the stack table overflows.
     Sampling is stopped mid-churn: the totals are consistent, including a non-zero
     [truncated] count; the deep stacks were captured (300+ pool_dive frames, 400+
     thread_dive frames) and every stack holding them is possible: one unbroken run of the
@@ -226,7 +226,7 @@ def test_thread_pools_and_deep_short_lived_threads(env, python, tmp_path):
     line. The workload runs to its end and exits 0. (Sampling runs for at least 1.5 s and
     until the table overflowed, at most 10 s.)"""
     proc = env.spawn([python, workload("stress_threads.py"), "10"], PYPROF_INTERVAL=INTERVAL,
-                     PYPROF_MAX_STACKS=512)
+                     PYPROF_MAX_STACKS=1024)
     wait_for_line(proc, "CHURNING")
     started = time.monotonic()
     wait_until(lambda: env.status(proc.pid)["truncated"] > 0 and

@@ -53,7 +53,7 @@ def main():
     print("CHURNING", flush=True)
     while time.monotonic() < deadline and rounds < MAX_ROUNDS and not enough.is_set():
         pool = ThreadPoolExecutor(max_workers=4)
-        futures = [pool.submit(pool_dive, rng.randrange(50, 400), rng.randrange(500, 5000))
+        futures = [pool.submit(pool_dive, rng.randrange(50, 400), rng.randrange(2000, 8000))
                    for _ in range(12)]
         short = [threading.Thread(target=thread_dive,
                                   args=(rng.randrange(100, 600), rng.randrange(5000, 30000), k % 3))
