@@ -5,7 +5,8 @@
                     (if any) has started and served a request: the program waits for its
                     own socket, asks `pyprofctl status` (argv[2]) for itself, then lists
     std-closed OUT  started with 0, 1 and 2 closed: open a file and write to OUT the
-                    number it got, then the numbers of every open descriptor
+                    number it got, then the numbers of every open descriptor (as soon
+                    as two looks in a row agree)
     closerange OUT  wait for the agent's socket, close every descriptor above 2 as a
                     daemon does, compute in `after_closerange` for a second, write 'done'
                     to OUT (opened afterwards) and exit 0
@@ -49,8 +50,18 @@ def list_fds(ctl):
 
 def std_closed(out):
     wait_for_agent()
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    fds = open_fds()
+    # The agent opens a /proc file for a moment when it first sees a thread (at the lowest
+    # free number, then moves it to 100+; README: limits): an open that races it gets the
+    # next number. Observe until two looks in a row agree.
+    previous = None
+    for attempt in range(20):
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fds = open_fds()
+        if (fd, fds) == previous or attempt == 19:
+            break
+        os.close(fd)
+        previous = (fd, fds)
+        time.sleep(0.01)
     os.write(fd, ("%d\n%s\n" % (fd, " ".join(map(str, fds)))).encode())
     os.close(fd)
 
