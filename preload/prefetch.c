@@ -98,8 +98,8 @@ static int grow(struct pyprof_prefetch *p, size_t size)
     return 0;
 }
 
-/* Read have[from..] into buf; on a fault, skip the range that faulted and go on, a few
- * times at most. What could not be read gets len 0. */
+/* Read `have` into buf; on a fault, skip the range that faulted and go on with the rest,
+ * a few times at most. What could not be read gets len 0. */
 static void read_ranges(struct pyprof_prefetch *p)
 {
     size_t off = 0;
@@ -183,14 +183,16 @@ void pyprof_prefetch_remember(struct pyprof_prefetch *p, uintptr_t addr, size_t 
 int pyprof_prefetch_read(struct pyprof_prefetch *p, const struct iovec *local,
                          const struct iovec *remote, int n, int remember)
 {
-    int rc = 0, all = p != NULL;
-    for (int i = 0; all && i < n; i++)
-        all = lookup(p, (uintptr_t)remote[i].iov_base, remote[i].iov_len) != NULL;
-    if (all) {
-        for (int i = 0; i < n; i++)
-            memcpy(local[i].iov_base, lookup(p, (uintptr_t)remote[i].iov_base, remote[i].iov_len),
-                   remote[i].iov_len);
-    } else {
+    int rc = 0, served = 0;
+    while (p != NULL && served < n) {
+        const uint8_t *copy = lookup(p, (uintptr_t)remote[served].iov_base,
+                                     remote[served].iov_len);
+        if (copy == NULL)
+            break;
+        memcpy(local[served].iov_base, copy, remote[served].iov_len);
+        served++;
+    }
+    if (served < n) {   /* all read again: never half from the copy, half from memory */
         rc = pyprof_saferead_many(local, remote, n);
         if (p != NULL)
             p->misses++;

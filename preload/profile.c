@@ -176,6 +176,16 @@ static int string_equal(const struct pyprof_profile *p, uint32_t id, const void 
     return e->len == k->len && memcmp(e->s, k->s, k->len) == 0;
 }
 
+/* index_init(), counted in what the indexes hold. */
+static int init_index(struct pyprof_profile *p, struct index *ix)
+{
+    int rc = index_init(ix);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&p->index_bytes, (uint64_t)ix->cap * sizeof(struct slot),
+                                  memory_order_relaxed);
+    return rc;
+}
+
 /* index_grow(), counted: the old slots are freed, twice as many allocated. */
 static int grow_index(struct pyprof_profile *p, struct index *ix)
 {
@@ -423,8 +433,9 @@ struct pyprof_profile *pyprof_profile_new(uint32_t max_stacks)
     rc |= table_init(&p->threads, sizeof(struct thread_entry), 10, 65536);
     rc |= table_init(&p->stacks, sizeof(struct stack_entry), 12, max_stacks + 1);
     rc |= table_init(&p->frames, sizeof(uint32_t), 16, max_stacks * 64 + 65536);
-    rc |= index_init(&p->strings_ix) | index_init(&p->functions_ix);
-    rc |= index_init(&p->locations_ix) | index_init(&p->threads_ix) | index_init(&p->stacks_ix);
+    rc |= init_index(p, &p->strings_ix) | init_index(p, &p->functions_ix);
+    rc |= init_index(p, &p->locations_ix) | init_index(p, &p->threads_ix);
+    rc |= init_index(p, &p->stacks_ix);
     p->max_blocks = max_locations / 16 + 64;   /* ~ 64 KiB blocks: 4 bytes per location */
     p->blocks = calloc(p->max_blocks, sizeof(char *));
     if (rc != 0 || p->blocks == NULL || pyprof_profile_string(p, "") != 0 ||
@@ -463,7 +474,6 @@ void pyprof_profile_totals(const struct pyprof_profile *p, struct pyprof_profile
     out->bytes = sizeof(*p) + table_bytes(&p->strings) + table_bytes(&p->functions) +
                  table_bytes(&p->locations) + table_bytes(&p->threads) +
                  table_bytes(&p->stacks) + table_bytes(&p->frames) +
-                 5 * 1024 * sizeof(struct slot) +
                  atomic_load_explicit(&q->index_bytes, memory_order_relaxed) +
                  atomic_load_explicit(&q->arena_bytes, memory_order_relaxed) +
                  p->max_blocks * sizeof(char *);

@@ -160,18 +160,19 @@ void pyprof_walk_buf_free(struct pyprof_walk_buf *buf)
     memset(buf, 0, sizeof(*buf));
 }
 
-static int grow_chunk(struct pyprof_walk_buf *buf, size_t len)
+/* Make a chunk copy's buffer hold at least `len` bytes (doubling: stacks grow). */
+static int reserve(uint8_t **data, size_t *cap, size_t len)
 {
-    if (buf->chunk_cap >= len)
+    if (*cap >= len)
         return 0;
-    size_t cap = buf->chunk_cap ? buf->chunk_cap : 16384;
-    while (cap < len)
-        cap *= 2;
-    uint8_t *p = realloc(buf->chunk, cap);
+    size_t bigger = *cap ? *cap : 16384;
+    while (bigger < len)
+        bigger *= 2;
+    uint8_t *p = realloc(*data, bigger);
     if (p == NULL)
         return -ENOMEM;
-    buf->chunk = p;
-    buf->chunk_cap = cap;
+    *data = p;
+    *cap = bigger;
     return 0;
 }
 
@@ -229,7 +230,7 @@ static int first_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
         n++;
     }
     size_t len = t->chunk_top > t->chunk ? t->chunk_top - t->chunk : 0;
-    if (t->chunk != 0 && len > 0 && len <= MAX_CHUNK_COPY && grow_chunk(buf, len) == 0) {
+    if (t->chunk != 0 && len > 0 && len <= MAX_CHUNK_COPY && reserve(&buf->chunk, &buf->chunk_cap, len) == 0) {
         local[n].iov_base = buf->chunk;
         local[n].iov_len = len;
         remote[n].iov_base = (void *)t->chunk;
@@ -272,13 +273,8 @@ static int copy_old_chunk(const struct pyprof_py *py, struct pyprof_walk_buf *bu
     if (frame < chunk + (uintptr_t)L->chunk_data || frame >= chunk + used)
         return 0;
     struct pyprof_chunk_copy *c = &buf->old[buf->nold];
-    if (c->cap < used) {
-        uint8_t *bigger = realloc(c->data, used);
-        if (bigger == NULL)
-            return -ENOMEM;
-        c->data = bigger;
-        c->cap = used;
-    }
+    if ((rc = reserve(&c->data, &c->cap, used)) != 0)
+        return rc;
     if ((rc = pyprof_prefetch_read1(buf->prefetch, c->data, chunk, used, 1)) != 0)
         return rc;
     c->lo = chunk;
@@ -288,6 +284,22 @@ static int copy_old_chunk(const struct pyprof_py *py, struct pyprof_walk_buf *bu
     return 0;
 }
 
+/* `frame` in the older chunks copied so far: its copy (*which = 2 + the copy's index,
+ * *end = where the copy's frames end), or NULL. */
+static const uint8_t *old_chunk_frame(const struct pyprof_walk_buf *buf, uintptr_t frame,
+                                      size_t size, int *which, uintptr_t *end)
+{
+    for (int i = 0; i < buf->nold; i++) {
+        const struct pyprof_chunk_copy *c = &buf->old[i];
+        if (frame >= c->lo && frame < c->hi && c->hi - frame >= size) {
+            *which = 2 + i;
+            *end = c->hi;
+            return c->data + (frame - c->lo);
+        }
+    }
+    return NULL;
+}
+
 /* Where `frame` is among the copied chunks: its copy, and *which = 1 (the current chunk)
  * or 2... (older ones, copied as the walk reaches them); NULL (and *which = 0) outside. */
 static const uint8_t *chunk_frame(const struct pyprof_py *py, struct pyprof_walk_buf *buf,
@@ -295,6 +307,7 @@ static const uint8_t *chunk_frame(const struct pyprof_py *py, struct pyprof_walk
                                   uintptr_t *end, int *rc)
 {
     size_t size = py->layout.frame_read_size;
+    const uint8_t *f;
     *which = 0;
     *end = 0;
     if (frame >= lo && frame < hi && hi - frame >= size) {
@@ -302,25 +315,15 @@ static const uint8_t *chunk_frame(const struct pyprof_py *py, struct pyprof_walk
         *end = hi;
         return buf->chunk + (frame - lo);
     }
-    for (int attempt = 0; attempt < 2; attempt++) {
-        for (int i = 0; i < buf->nold; i++) {
-            const struct pyprof_chunk_copy *c = &buf->old[i];
-            if (frame >= c->lo && frame < c->hi && c->hi - frame >= size) {
-                *which = 2 + i;
-                *end = c->hi;
-                return c->data + (frame - c->lo);
-            }
-        }
-        if (attempt == 0 && buf->next_old == 0)
-            break;
-        if (attempt == 0 && (*rc = copy_old_chunk(py, buf, frame)) != 0) {
-            buf->next_old = 0;   /* unreadable: its frames are read one by one */
-            if (*rc != -ENOMEM && *rc != -ELOOP)
-                *rc = 0;
-            break;
-        }
+    if ((f = old_chunk_frame(buf, frame, size, which, end)) != NULL || buf->next_old == 0)
+        return f;
+    if ((*rc = copy_old_chunk(py, buf, frame)) != 0) {
+        buf->next_old = 0;   /* unreadable: its frames are read one by one */
+        if (*rc != -ENOMEM && *rc != -ELOOP)
+            *rc = 0;
+        return NULL;
     }
-    return NULL;
+    return old_chunk_frame(buf, frame, size, which, end);
 }
 
 static int frame_offset(const struct pyprof_py_layout *L, const uint8_t *f, uintptr_t code)

@@ -426,21 +426,6 @@ static int thread_running(struct thread_entry *t)
 }
 
 /*
- * Where did the CPU a thread used since the previous tick go? The stack we read is a
- * snapshot of one instant; the CPU time (from the thread's own clock) covers the interval.
- *
- * - The thread runs now (it holds the GIL, or the kernel says it is running): the CPU goes
- *   to the stack seen now.
- * - It is blocked now (asleep, waiting for I/O or for the GIL), yet used CPU since the last
- *   tick: that CPU was used before it blocked, so it goes to the stack it was last seen
- *   running (in this profile); only a thread never seen running gets it on the stack seen
- *   now.
- *
- * So a thread that computes and then sleeps does not make its sleeping stack look hot, and
- * the CPU of work that ends in a GIL wait is not handed to the code that runs after it.
- * Wall mode charges the wall interval to the stack seen now, with [idle] when not running.
- */
-/*
  * CPU mode: a thread that used under 1/IDLE_SHARE of the time since each of its last
  * IDLE_AFTER looks is looked at every IDLE_STRIDE ticks only, unless it holds the GIL (a
  * sleeper that wakes into Python takes the GIL: it is seen at once). Its CPU is not lost,
@@ -459,6 +444,21 @@ static int skip_idle(const struct pyprof_sampler *s, const struct thread_entry *
            (s->tick_no + (uint64_t)t->tid) % IDLE_STRIDE != 0;
 }
 
+/*
+ * Where did the CPU a thread used since the previous tick go? The stack we read is a
+ * snapshot of one instant; the CPU time (from the thread's own clock) covers the interval.
+ *
+ * - The thread runs now (it holds the GIL, or the kernel says it is running): the CPU goes
+ *   to the stack seen now.
+ * - It is blocked now (asleep, waiting for I/O or for the GIL), yet used CPU since the last
+ *   tick: that CPU was used before it blocked, so it goes to the stack it was last seen
+ *   running (in this profile); only a thread never seen running gets it on the stack seen
+ *   now.
+ *
+ * So a thread that computes and then sleeps does not make its sleeping stack look hot, and
+ * the CPU of work that ends in a GIL wait is not handed to the code that runs after it.
+ * Wall mode charges the wall interval to the stack seen now, with [idle] when not running.
+ */
 static void sample_thread(struct pyprof_sampler *s, struct thread_entry *t,
                           const struct pyprof_thread_ref *ref,
                           const struct pyprof_interp_state *is, uint64_t wall)
